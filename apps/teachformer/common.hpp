@@ -1,0 +1,36 @@
+// Shared pieces of the CLI: global options, exit codes, and the wrapper that turns exceptions into one line.
+#pragma once
+#include <functional>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+namespace teachformer::app {
+
+/// Exit statuses of the CLI.
+enum ExitCode : int { kOk = 0, kRuntimeError = 1, kUsageError = 2, kInternalError = 3 };
+
+/// Options every subcommand shares (set on the root app).
+struct GlobalOptions {
+  /// Intra-op threads; 0 = all cores.
+  int threads = 0;
+  /// No progress bars or periodic lines.
+  bool quiet = false;
+  /// Log level: trace, debug, info, warn, error, off.
+  std::string log_level = "info";
+};
+GlobalOptions& global_options();
+
+/// Applies the global options (threads, log level, progress mode); each subcommand calls it first.
+void apply_global_options();
+
+/// Runs `body` and returns its exit status; library errors become one "error: ..." line on stderr.
+int run_guarded(const std::function<int()>& body);
+
+/// Sets the subcommand's callback so that its exit code reaches main (see main.cpp).
+void set_command(CLI::App* cmd, std::function<int()> body);
+
+/// The exit status chosen by the subcommand that ran.
+int& command_exit_code();
+
+}  // namespace teachformer::app

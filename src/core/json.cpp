@@ -1,0 +1,52 @@
+#include "teachformer/core/json.hpp"
+
+#include "teachformer/core/fs.hpp"
+
+namespace teachformer {
+
+Json read_json(const std::filesystem::path& path) {
+  const std::string text = read_file(path);
+  try {
+    return Json::parse(text);
+  } catch (const nlohmann::json::parse_error& e) {
+    TF_THROW(FormatError, "'", path.string(), "' is not valid JSON: ", e.what());
+  }
+}
+
+void write_json(const std::filesystem::path& path, const Json& value, int indent) {
+  write_file_atomic(path, value.dump(indent) + "\n");
+}
+
+Json json_from_string_or_file(const std::string& text_or_path) {
+  const auto first = text_or_path.find_first_not_of(" \t\r\n");
+  if (first != std::string::npos && (text_or_path[first] == '{' || text_or_path[first] == '[')) {
+    try {
+      return Json::parse(text_or_path);
+    } catch (const nlohmann::json::parse_error& e) {
+      TF_THROW(ConfigError, "invalid JSON string: ", e.what());
+    }
+  }
+  return read_json(text_or_path);
+}
+
+JsonReader::JsonReader(const Json& object, std::string context) : object_(object), context_(std::move(context)) {
+  TF_CHECK(object_.is_object() || object_.is_null(), ConfigError, context_, ": expected a JSON object, got ",
+           object_.dump());
+}
+
+JsonReader& JsonReader::ignore(const std::string& key) {
+  known_.insert(key);
+  return *this;
+}
+
+void JsonReader::finish() const {
+  if (!object_.is_object()) return;
+  std::vector<std::string> unknown;
+  for (auto it = object_.begin(); it != object_.end(); ++it)
+    if (!known_.count(it.key())) unknown.push_back(it.key());
+  if (unknown.empty()) return;
+  std::vector<std::string> valid(known_.begin(), known_.end());
+  TF_THROW(ConfigError, context_, ": unknown key(s) ", unknown, "; valid keys are ", valid);
+}
+
+}  // namespace teachformer

@@ -1,0 +1,116 @@
+#include "teachformer/core/runtime.hpp"
+
+#include <dlfcn.h>
+#include <unistd.h>
+
+#include <ATen/Parallel.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace teachformer {
+namespace {
+
+template <typename Fn>
+Fn lookup(const char* name) {
+  return reinterpret_cast<Fn>(::dlsym(RTLD_DEFAULT, name));
+}
+
+std::string openblas_core() {
+  using CoreFn = char* (*)();
+  if (auto fn = lookup<CoreFn>("openblas_get_corename")) return fn();
+  return {};
+}
+
+double read_status_kb(const char* key) {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  const size_t len = std::strlen(key);
+  while (std::getline(in, line)) {
+    if (line.compare(0, len, key) == 0) return std::atof(line.c_str() + len);
+  }
+  return 0.0;
+}
+
+}  // namespace
+
+void init_process(int /*argc*/, char** argv) {
+  if (std::getenv("OPENBLAS_CORETYPE") || std::getenv("TF_NO_BLAS_FIX") || std::getenv("TF_BLAS_REEXEC")) return;
+  const std::string core = openblas_core();
+  if (core.empty()) return;  // not OpenBLAS
+  std::string want;
+  __builtin_cpu_init();
+  const bool generic = core == "Prescott" || core == "Core2" || core == "Penryn" || core == "Dunnington" ||
+                       core == "Nehalem" || core == "Atom" || core == "Sandybridge";
+  if (!generic) return;
+  if (__builtin_cpu_supports("avx512f")) want = "SkylakeX";
+  else if (__builtin_cpu_supports("avx2")) want = "Haswell";
+  if (want.empty()) return;
+  ::setenv("OPENBLAS_CORETYPE", want.c_str(), 1);
+  ::setenv("TF_BLAS_REEXEC", "1", 1);
+  ::execv("/proc/self/exe", argv);
+  // execv only returns on failure: carry on with the slow kernels rather than fail.
+}
+
+BlasInfo blas_info() {
+  BlasInfo info;
+  using ConfigFn = char* (*)();
+  if (auto cfg = lookup<ConfigFn>("openblas_get_config")) {
+    info.library = "OpenBLAS";
+    info.config = cfg();
+    info.core = openblas_core();
+  } else if (lookup<void*>("mkl_get_version_string")) {
+    info.library = "MKL";
+  } else {
+    info.library = "reference";
+    info.reference = true;
+  }
+  return info;
+}
+
+int hardware_threads() { return std::max(1u, std::thread::hardware_concurrency()); }
+
+void set_threads(int threads) {
+  if (threads <= 0) threads = hardware_threads();
+  at::set_num_threads(threads);
+  using SetFn = void (*)(int);
+  if (auto fn = lookup<SetFn>("openblas_set_num_threads")) fn(threads);
+}
+
+int num_threads() { return at::get_num_threads(); }
+
+double measure_matmul_gflops(int n, int repetitions) {
+  torch::NoGradGuard no_grad;
+  auto a = torch::randn({n, n});
+  auto b = torch::randn({n, n});
+  auto c = torch::mm(a, b);  // warm-up
+  std::vector<double> rates;
+  for (int r = 0; r < std::max(1, repetitions); ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    c = torch::mm(a, b);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    rates.push_back(2.0 * n * double(n) * n / s / 1e9);
+  }
+  std::sort(rates.begin(), rates.end());
+  return rates[rates.size() / 2];
+}
+
+double peak_rss_mib() { return read_status_kb("VmHWM:") / 1024.0; }
+double current_rss_mib() { return read_status_kb("VmRSS:") / 1024.0; }
+
+bool reset_peak_rss() {
+  std::ofstream out("/proc/self/clear_refs");
+  if (!out) return false;
+  out << "5";
+  out.flush();
+  return out.good();
+}
+
+}  // namespace teachformer
