@@ -1,0 +1,18 @@
+// TEMPORARY: placeholders for factories whose models are being written. Each model's author deletes its
+// functions from this file when the real ones land; the file is deleted when it is empty.
+#include "detail/factories.hpp"
+
+#include "teachformer/core/error.hpp"
+
+namespace teachformer::models::detail {
+
+SegmentationModel make_unetr(const nlohmann::json&) { TF_THROW(InternalError, "unetr is not built yet"); }
+nlohmann::json unetr_defaults() { return nlohmann::json::object(); }
+SegmentationModel make_swin_unetr(const nlohmann::json&) { TF_THROW(InternalError, "swin_unetr is not built yet"); }
+nlohmann::json swin_unetr_defaults() { return nlohmann::json::object(); }
+SegmentationModel make_hdenseformer(const nlohmann::json&) { TF_THROW(InternalError, "hdenseformer is not built yet"); }
+nlohmann::json hdenseformer_defaults() { return nlohmann::json::object(); }
+SegmentationModel make_teachformer_s(const nlohmann::json&) { TF_THROW(InternalError, "teachformer_s is not built yet"); }
+nlohmann::json teachformer_s_defaults() { return nlohmann::json::object(); }
+
+}  // namespace teachformer::models::detail
