@@ -5,7 +5,7 @@
 #include <map>
 #include <mutex>
 
-#include "detail/factories.hpp"
+#include "models/detail/factories.hpp"
 #include "teachformer/core/error.hpp"
 
 namespace teachformer::models {
