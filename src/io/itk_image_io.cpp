@@ -17,6 +17,7 @@
 #include "teachformer/core/error.hpp"
 #include "teachformer/core/fs.hpp"
 #include "teachformer/io/image_io.hpp"
+#include "io/detail/file_checks.hpp"
 
 namespace teachformer::io {
 namespace {
@@ -178,7 +179,15 @@ Volume read_float(const fs::path& path, const ReadLimits& limits) {
   const Header h = read_header(io.GetPointer(), path, limits);
   const int64_t nvox = h.info.size[0] * h.info.size[1] * h.info.size[2];
   const int64_t n = nvox * h.info.channels;
+  detail::check_data_size(path, uint64_t(n) * uint64_t(bytes_of(h.info.pixel_type)));
   auto out = at::empty({n}, at::kFloat);
+  const unsigned dims = io->GetNumberOfDimensions();
+  itk::ImageIORegion region(dims);
+  for (unsigned a = 0; a < dims; ++a) {
+    region.SetIndex(a, 0);
+    region.SetSize(a, io->GetDimensions(a));
+  }
+  io->SetIORegion(region);
   try {
     if (h.info.pixel_type == PixelType::Float32) {
       io->Read(out.data_ptr<float>());
