@@ -1,0 +1,158 @@
+#include "teachformer/data/sampler.hpp"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "teachformer/core/error.hpp"
+
+namespace teachformer::data {
+
+void index_foreground(TrainingCase& c, int64_t max_locations) {
+  c.class_locations.clear();
+  if (!c.label.defined()) return;
+  const auto lab = c.label[0];
+  const auto values = std::get<0>(at::_unique(lab.flatten()));
+  for (int64_t i = 0; i < values.numel(); ++i) {
+    const int64_t v = values[i].item<int64_t>();
+    if (v == 0) continue;
+    auto loc = torch::nonzero(lab == v);  // [N, 3]
+    if (loc.size(0) > max_locations) {
+      auto idx = torch::linspace(0, double(loc.size(0) - 1), max_locations).round().to(torch::kLong);
+      loc = loc.index_select(0, idx);
+    }
+    c.class_locations[v] = loc.contiguous();
+  }
+}
+
+torch::Tensor crop_padded(const torch::Tensor& t, const std::vector<int64_t>& start, const std::vector<int64_t>& size) {
+  const int64_t nd = t.dim();
+  std::vector<int64_t> out_shape(t.sizes().begin(), t.sizes().end());
+  bool inside = true;
+  for (int d = 0; d < 3; ++d) {
+    out_shape[nd - 3 + d] = size[d];
+    if (start[d] < 0 || start[d] + size[d] > t.size(nd - 3 + d)) inside = false;
+  }
+  if (inside) {
+    auto v = t;
+    for (int d = 0; d < 3; ++d) v = v.narrow(nd - 3 + d, start[d], size[d]);
+    return v.clone();
+  }
+  auto out = torch::zeros(out_shape, t.options());
+  auto src = t;
+  auto dst = out;
+  for (int d = 0; d < 3; ++d) {
+    const int64_t dim = nd - 3 + d;
+    const int64_t lo = std::max<int64_t>(0, start[d]);
+    const int64_t hi = std::min<int64_t>(t.size(dim), start[d] + size[d]);
+    if (hi <= lo) return out;
+    src = src.narrow(dim, lo, hi - lo);
+    dst = dst.narrow(dim, lo - start[d], hi - lo);
+  }
+  dst.copy_(src);
+  return out;
+}
+
+PatchSampler::PatchSampler(PatchSamplerOptions options, transforms::AugmentOptions augment)
+    : options_(std::move(options)), augment_(std::move(augment)) {
+  TF_CHECK(options_.patch_size.size() == 3, InvalidArgument, "patch sampler: patch_size must have 3 values, got ",
+           options_.patch_size);
+  for (auto p : options_.patch_size)
+    TF_CHECK(p > 0, InvalidArgument, "patch sampler: patch_size must be positive, got ", options_.patch_size);
+  TF_CHECK(options_.foreground_fraction >= 0 && options_.foreground_fraction <= 1, InvalidArgument,
+           "patch sampler: foreground_fraction must be in [0, 1], got ", options_.foreground_fraction);
+  TF_CHECK(options_.align >= 1, InvalidArgument, "patch sampler: align must be >= 1, got ", options_.align);
+}
+
+std::vector<int64_t> PatchSampler::choose_start(const TrainingCase& c, const std::vector<int64_t>& region,
+                                                Rng& rng) const {
+  const bool force_fg = rng.bernoulli(options_.foreground_fraction);
+  std::vector<int64_t> start(3);
+  // Draw both candidates so the stream advances identically whatever the case holds.
+  const uint64_t pick = rng.next_u64();
+  const uint64_t pick_voxel = rng.next_u64();
+  std::vector<int64_t> random_start(3);
+  for (int d = 0; d < 3; ++d) {
+    const int64_t n = c.image.size(1 + d);
+    // Positions let the patch stick out by up to half its size when the case is smaller (padded).
+    const int64_t lo = std::min<int64_t>(0, (n - region[d]) / 2);
+    const int64_t hi = std::max<int64_t>(lo, n - region[d]);
+    random_start[d] = lo + rng.below(hi - lo + 1);
+  }
+  start = random_start;
+  if (force_fg && !c.class_locations.empty()) {
+    auto it = c.class_locations.begin();
+    std::advance(it, int64_t(pick % c.class_locations.size()));
+    const auto& loc = it->second;
+    const int64_t idx = int64_t(pick_voxel % uint64_t(loc.size(0)));
+    for (int d = 0; d < 3; ++d) {
+      const int64_t n = c.image.size(1 + d);
+      const int64_t centre = loc[idx][d].item<int64_t>();
+      const int64_t lo = std::min<int64_t>(0, (n - region[d]) / 2);
+      const int64_t hi = std::max<int64_t>(lo, n - region[d]);
+      start[d] = std::clamp<int64_t>(centre - region[d] / 2, lo, hi);
+    }
+  }
+  if (options_.align > 1) {
+    for (int d = 0; d < 3; ++d) {
+      const int64_t a = options_.align;
+      start[d] = int64_t(std::floor(double(start[d]) / double(a))) * a;
+    }
+  }
+  return start;
+}
+
+transforms::Sample PatchSampler::crop(const TrainingCase& c, const std::vector<int64_t>& start) const {
+  transforms::Sample s;
+  const auto& size = options_.patch_size;
+  s.image = crop_padded(c.image, start, size);
+  if (c.label.defined()) s.label = crop_padded(c.label, start, size);
+  for (const auto& [name, extra] : c.extras) {
+    const int64_t f = extra.factor;
+    std::vector<int64_t> st(3), sz(3);
+    for (int d = 0; d < 3; ++d) {
+      TF_CHECK(start[d] % f == 0 && size[d] % f == 0, InvalidArgument, "patch sampler: extra map '", name,
+               "' at factor ", f, " needs patch starts and sizes divisible by ", f, " (set align)");
+      st[d] = start[d] / f;
+      sz[d] = size[d] / f;
+    }
+    s.extras[name] = {crop_padded(extra.data, st, sz), f};
+  }
+  return s;
+}
+
+transforms::Sample PatchSampler::sample(const TrainingCase& c, Rng& rng) const {
+  const auto& size = options_.patch_size;
+  const bool scale = augment_.spatial && rng.bernoulli(augment_.p_scale);
+  const double factor = rng.uniform(augment_.scale_range[0], augment_.scale_range[1]);
+  if (!scale) return crop(c, choose_start(c, size, rng));
+  // Scaling: crop a region `factor` times the patch and resample it into the patch grid.
+  std::vector<int64_t> region(3);
+  for (int d = 0; d < 3; ++d) region[d] = std::max<int64_t>(1, int64_t(std::lround(double(size[d]) * factor)));
+  const auto start = choose_start(c, region, rng);
+  namespace F = torch::nn::functional;
+  auto resize = [&](const torch::Tensor& t, const std::vector<int64_t>& out, bool nearest) {
+    auto x = t.unsqueeze(0).to(torch::kFloat);
+    auto opts = F::InterpolateFuncOptions().size(out);
+    opts = nearest ? opts.mode(torch::kNearest) : opts.mode(torch::kTrilinear).align_corners(false);
+    auto y = F::interpolate(x, opts).squeeze(0);
+    return nearest ? y.to(t.scalar_type()) : y;
+  };
+  transforms::Sample s;
+  s.image = resize(crop_padded(c.image, start, region), size, false);
+  if (c.label.defined()) s.label = resize(crop_padded(c.label, start, region), size, true);
+  for (const auto& [name, extra] : c.extras) {
+    const int64_t f = extra.factor;
+    std::vector<int64_t> st(3), rg(3), out(3);
+    for (int d = 0; d < 3; ++d) {
+      st[d] = start[d] / f;
+      rg[d] = std::max<int64_t>(1, region[d] / f);
+      out[d] = std::max<int64_t>(1, size[d] / f);
+    }
+    s.extras[name] = {resize(crop_padded(extra.data, st, rg), out, false), f};
+  }
+  return s;
+}
+
+}  // namespace teachformer::data
