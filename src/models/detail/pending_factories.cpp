@@ -6,12 +6,8 @@
 
 namespace teachformer::models::detail {
 
-SegmentationModel make_unetr(const nlohmann::json&) { TF_THROW(InternalError, "unetr is not built yet"); }
-nlohmann::json unetr_defaults() { return nlohmann::json::object(); }
 SegmentationModel make_swin_unetr(const nlohmann::json&) { TF_THROW(InternalError, "swin_unetr is not built yet"); }
 nlohmann::json swin_unetr_defaults() { return nlohmann::json::object(); }
-SegmentationModel make_hdenseformer(const nlohmann::json&) { TF_THROW(InternalError, "hdenseformer is not built yet"); }
-nlohmann::json hdenseformer_defaults() { return nlohmann::json::object(); }
 SegmentationModel make_teachformer_s(const nlohmann::json&) { TF_THROW(InternalError, "teachformer_s is not built yet"); }
 nlohmann::json teachformer_s_defaults() { return nlohmann::json::object(); }
 

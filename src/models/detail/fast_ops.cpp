@@ -1,0 +1,237 @@
+#include "models/detail/fast_ops.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <vector>
+
+#include <ATen/Parallel.h>
+#include <torch/torch.h>
+
+#include "teachformer/core/error.hpp"
+#include "teachformer/nn/flops.hpp"
+
+namespace teachformer::models::detail {
+namespace {
+
+// Eight independent float lanes per 4096-element chunk (vectorisable without reassociation), chunks summed in
+// double: accurate for the millions of voxels of a full-resolution channel.
+constexpr int64_t kLanes = 8;
+constexpr int64_t kChunk = 4096;
+
+double row_sum(const float* p, int64_t n) {
+  double total = 0.0;
+  for (int64_t start = 0; start < n; start += kChunk) {
+    const int64_t len = std::min(kChunk, n - start);
+    const float* q = p + start;
+    std::array<float, kLanes> acc{};
+    int64_t i = 0;
+    for (; i + kLanes <= len; i += kLanes)
+      for (int64_t j = 0; j < kLanes; ++j) acc[j] += q[i + j];
+    double chunk = 0.0;
+    for (int64_t j = 0; j < kLanes; ++j) chunk += acc[j];
+    for (; i < len; ++i) chunk += q[i];
+    total += chunk;
+  }
+  return total;
+}
+
+double row_sum_sq_dev(const float* p, int64_t n, float mean) {
+  double total = 0.0;
+  for (int64_t start = 0; start < n; start += kChunk) {
+    const int64_t len = std::min(kChunk, n - start);
+    const float* q = p + start;
+    std::array<float, kLanes> acc{};
+    int64_t i = 0;
+    for (; i + kLanes <= len; i += kLanes)
+      for (int64_t j = 0; j < kLanes; ++j) {
+        const float d = q[i + j] - mean;
+        acc[j] += d * d;
+      }
+    double chunk = 0.0;
+    for (int64_t j = 0; j < kLanes; ++j) chunk += acc[j];
+    for (; i < len; ++i) chunk += double(q[i] - mean) * double(q[i] - mean);
+    total += chunk;
+  }
+  return total;
+}
+
+inline float nan_max(float a, float b) { return (b > a || std::isnan(b)) ? b : a; }
+
+void require_float5d(const torch::Tensor& x, const char* what) {
+  TF_CHECK(x.dim() == 5 && x.scalar_type() == torch::kFloat32 && x.device().is_cpu(), InvalidArgument, what,
+           ": expected a float32 CPU tensor [B, C, D, H, W], got ", x.sizes().vec(), " ", x.dtype());
+}
+
+// Linear-interpolation table of an x2 upsampling with align_corners = false (PyTorch's rule: source index
+// (dst + 0.5) / 2 - 0.5 clamped at 0; the upper neighbour clamped to the last index).
+struct LerpTable {
+  std::vector<int64_t> i0, i1;
+  std::vector<float> w0, w1;
+};
+LerpTable lerp_table(int64_t in) {
+  LerpTable t;
+  const int64_t out = 2 * in;
+  t.i0.resize(out), t.i1.resize(out), t.w0.resize(out), t.w1.resize(out);
+  for (int64_t o = 0; o < out; ++o) {
+    const float src = std::max(0.5f * (float(o) + 0.5f) - 0.5f, 0.0f);
+    const int64_t a = std::min<int64_t>(int64_t(src), in - 1);
+    const float l1 = src - float(a);
+    t.i0[o] = a;
+    t.i1[o] = std::min<int64_t>(a + 1, in - 1);
+    t.w1[o] = l1;
+    t.w0[o] = 1.0f - l1;
+  }
+  return t;
+}
+
+}  // namespace
+
+void instance_norm_relu_(torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias, double eps,
+                         bool relu) {
+  require_float5d(x, "instance_norm_relu_");
+  TF_CHECK(x.is_contiguous(), InvalidArgument, "instance_norm_relu_: input must be contiguous");
+  const int64_t channels = x.size(1);
+  const int64_t rows = x.size(0) * channels;
+  const int64_t n = x.size(2) * x.size(3) * x.size(4);
+  TF_CHECK(n > 0, InvalidArgument, "instance_norm_relu_: empty spatial size ", x.sizes().vec());
+  const bool affine = weight.defined();
+  torch::Tensor w = affine ? weight.detach().to(torch::kFloat32).contiguous() : torch::Tensor();
+  torch::Tensor b = bias.defined() ? bias.detach().to(torch::kFloat32).contiguous() : torch::Tensor();
+  if (affine) TF_CHECK(w.numel() == channels, InvalidArgument, "instance_norm_relu_: weight has ", w.numel(),
+                       " values for ", channels, " channels");
+  float* data = x.data_ptr<float>();
+  const float* wp = affine ? w.data_ptr<float>() : nullptr;
+  const float* bp = b.defined() ? b.data_ptr<float>() : nullptr;
+  at::parallel_for(0, rows, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      float* p = data + r * n;
+      const int64_t c = r % channels;
+      const double mean = row_sum(p, n) / double(n);
+      const double var = row_sum_sq_dev(p, n, float(mean)) / double(n);
+      const double inv = 1.0 / std::sqrt(var + eps);
+      const double scale = inv * (wp ? double(wp[c]) : 1.0);
+      const float a = float(scale);
+      const float s = float((bp ? double(bp[c]) : 0.0) - mean * scale);
+      if (relu) {
+        for (int64_t i = 0; i < n; ++i) {
+          const float v = p[i] * a + s;
+          p[i] = v < 0.0f ? 0.0f : v;  // NaN stays NaN (comparison is false)
+        }
+      } else {
+        for (int64_t i = 0; i < n; ++i) p[i] = p[i] * a + s;
+      }
+    }
+  });
+}
+
+torch::Tensor max_pool2(const torch::Tensor& input) {
+  require_float5d(input, "max_pool2");
+  const torch::Tensor x = input.contiguous();
+  const int64_t D = x.size(2), H = x.size(3), W = x.size(4);
+  TF_CHECK(D % 2 == 0 && H % 2 == 0 && W % 2 == 0, InvalidArgument, "max_pool2: spatial sizes must be even, got ",
+           x.sizes().vec());
+  const int64_t d = D / 2, h = H / 2, w = W / 2;
+  torch::Tensor out = torch::empty({x.size(0), x.size(1), d, h, w}, x.options());
+  const float* src = x.data_ptr<float>();
+  float* dst = out.data_ptr<float>();
+  const int64_t planes = x.size(0) * x.size(1) * d;
+  at::parallel_for(0, planes, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t pl = begin; pl < end; ++pl) {
+      const int64_t row = pl / d, z = pl % d;
+      const float* s0 = src + (row * D + 2 * z) * H * W;
+      const float* s1 = s0 + H * W;
+      float* o = dst + pl * h * w;
+      for (int64_t y = 0; y < h; ++y) {
+        const float* a0 = s0 + 2 * y * W;
+        const float* a1 = a0 + W;
+        const float* b0 = s1 + 2 * y * W;
+        const float* b1 = b0 + W;
+        for (int64_t xx = 0; xx < w; ++xx) {
+          const int64_t i = 2 * xx;
+          float m = a0[i];
+          m = nan_max(m, a0[i + 1]);
+          m = nan_max(m, a1[i]);
+          m = nan_max(m, a1[i + 1]);
+          m = nan_max(m, b0[i]);
+          m = nan_max(m, b0[i + 1]);
+          m = nan_max(m, b1[i]);
+          m = nan_max(m, b1[i + 1]);
+          o[y * w + xx] = m;
+        }
+      }
+    }
+  });
+  return out;
+}
+
+torch::Tensor upsample_trilinear2(const torch::Tensor& input) {
+  require_float5d(input, "upsample_trilinear2");
+  const torch::Tensor x = input.contiguous();
+  const int64_t D = x.size(2), H = x.size(3), W = x.size(4);
+  const int64_t oD = 2 * D, oH = 2 * H, oW = 2 * W;
+  torch::Tensor out = torch::empty({x.size(0), x.size(1), oD, oH, oW}, x.options());
+  const LerpTable td = lerp_table(D), th = lerp_table(H), tw = lerp_table(W);
+  const float* src = x.data_ptr<float>();
+  float* dst = out.data_ptr<float>();
+  const int64_t planes = x.size(0) * x.size(1) * oD;
+  at::parallel_for(0, planes, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> row0(oW), row1(oW);
+    for (int64_t pl = begin; pl < end; ++pl) {
+      const int64_t r = pl / oD, oz = pl % oD;
+      const float* plane0 = src + (r * D + td.i0[oz]) * H * W;
+      const float* plane1 = src + (r * D + td.i1[oz]) * H * W;
+      const float wz0 = td.w0[oz], wz1 = td.w1[oz];
+      float* o = dst + pl * oH * oW;
+      for (int64_t oy = 0; oy < oH; ++oy) {
+        const float* a0 = plane0 + th.i0[oy] * W;
+        const float* a1 = plane0 + th.i1[oy] * W;
+        const float* b0 = plane1 + th.i0[oy] * W;
+        const float* b1 = plane1 + th.i1[oy] * W;
+        const float wy0 = th.w0[oy], wy1 = th.w1[oy];
+        float* orow = o + oy * oW;
+        for (int64_t ox = 0; ox < oW; ++ox) {
+          const int64_t x0 = tw.i0[ox], x1 = tw.i1[ox];
+          const float wx0 = tw.w0[ox], wx1 = tw.w1[ox];
+          orow[ox] = wz0 * (wy0 * (wx0 * a0[x0] + wx1 * a0[x1]) + wy1 * (wx0 * a1[x0] + wx1 * a1[x1])) +
+                     wz1 * (wy0 * (wx0 * b0[x0] + wx1 * b0[x1]) + wy1 * (wx0 * b1[x0] + wx1 * b1[x1]));
+        }
+      }
+    }
+  });
+  return out;
+}
+
+void conv_transpose3d_k3s2_into(torch::Tensor out, const torch::Tensor& x, const torch::Tensor& weight,
+                                const torch::Tensor& bias) {
+  TF_CHECK(x.dim() == 5 && weight.dim() == 5 && weight.size(2) == 3 && weight.size(3) == 3 && weight.size(4) == 3,
+           InvalidArgument, "conv_transpose3d_k3s2: expected x [B, I, D, H, W] and weight [I, O, 3, 3, 3], got ",
+           x.sizes().vec(), " and ", weight.sizes().vec());
+  TF_CHECK(x.size(1) == weight.size(0), InvalidArgument, "conv_transpose3d_k3s2: input has ", x.size(1),
+           " channels, weight expects ", weight.size(0));
+  const std::vector<int64_t> expected{x.size(0), weight.size(1), 2 * x.size(2), 2 * x.size(3), 2 * x.size(4)};
+  TF_CHECK(out.sizes().vec() == expected, InvalidArgument, "conv_transpose3d_k3s2: output must be ", expected,
+           ", got ", out.sizes().vec());
+  // Output index o = 2 i - 1 + k. Even outputs (o = 2m) take tap k = 1 at i = m; odd outputs (o = 2m + 1) take
+  // k = 2 at i = m and k = 0 at i = m + 1 (zero past the end: output_padding). So each output parity per dim is a
+  // plain convolution with 1 or 2 taps; the 2-tap one runs with symmetric padding 1 and skips its first output.
+  static const std::array<std::vector<int64_t>, 2> kTaps{std::vector<int64_t>{1}, std::vector<int64_t>{2, 0}};
+  const torch::Tensor xin = x.contiguous();
+  std::array<torch::Tensor, 2> tap_index;
+  for (int p = 0; p < 2; ++p) tap_index[p] = torch::tensor(kTaps[p], torch::kLong);
+  for (int pd = 0; pd < 2; ++pd)
+    for (int ph = 0; ph < 2; ++ph)
+      for (int pw = 0; pw < 2; ++pw) {
+        torch::Tensor k = weight.index_select(2, tap_index[pd]).index_select(3, tap_index[ph])
+                              .index_select(4, tap_index[pw]).transpose(0, 1).contiguous();
+        torch::Tensor y = torch::conv3d(xin, k, bias, 1, torch::IntArrayRef{pd, ph, pw});
+        y = y.narrow(2, pd, x.size(2)).narrow(3, ph, x.size(3)).narrow(4, pw, x.size(4));
+        out.slice(2, pd, torch::indexing::None, 2)
+            .slice(3, ph, torch::indexing::None, 2)
+            .slice(4, pw, torch::indexing::None, 2)
+            .copy_(y);
+      }
+  nn::count_macs("conv_transpose", nn::conv_transpose_macs(weight, x));
+}
+
+}  // namespace teachformer::models::detail

@@ -1,0 +1,27 @@
+// Memory-bound CPU kernels for inference (no grad mode): they write in place or into a given output and run
+// over (batch x channel) rows with at::parallel_for. Every function here has a differentiable torch
+// equivalent that the models use in grad mode; tests compare the two.
+#pragma once
+#include <torch/types.h>
+
+namespace teachformer::models::detail {
+
+/// In place: x = relu?((x - mean) * rsqrt(var + eps) * weight + bias) with mean/var (biased) over D, H, W of each
+/// (sample, channel). x [B, C, D, H, W] contiguous float32; weight/bias [C] or undefined (no affine).
+void instance_norm_relu_(torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias, double eps,
+                         bool relu);
+
+/// 2x2x2 max pooling, stride 2: x [B, C, D, H, W] (even sizes) -> [B, C, D/2, H/2, W/2]. float32.
+torch::Tensor max_pool2(const torch::Tensor& x);
+
+/// Trilinear x2 upsampling with align_corners = false (as F.interpolate(scale_factor=2, mode='trilinear')):
+/// x [B, C, D, H, W] -> [B, C, 2D, 2H, 2W]. float32.
+torch::Tensor upsample_trilinear2(const torch::Tensor& x);
+
+/// Writes ConvTranspose3d(k3, s2, p1, output_padding 1)(x) into `out` [B, O, 2D, 2H, 2W] (may be a view, e.g.
+/// the first channels of a concatenation buffer) as eight sub-pixel phase convolutions. Differentiable when `out` is
+/// a fresh tensor. weight [I, O, 3, 3, 3], bias [O] or undefined. Counts MACs as "conv_transpose".
+void conv_transpose3d_k3s2_into(torch::Tensor out, const torch::Tensor& x, const torch::Tensor& weight,
+                                const torch::Tensor& bias);
+
+}  // namespace teachformer::models::detail
