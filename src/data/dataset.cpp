@@ -1,0 +1,278 @@
+#include "teachformer/data/dataset.hpp"
+
+#include <algorithm>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "data/detail/scan.hpp"
+#include "teachformer/core/error.hpp"
+#include "teachformer/core/fs.hpp"
+#include "teachformer/core/json.hpp"
+
+namespace teachformer::data {
+
+namespace detail {
+
+std::string display_path(const fs::path& root, const fs::path& p) {
+  if (root.empty()) return p.string();
+  const auto r = p.lexically_normal().lexically_relative(root.lexically_normal());
+  if (r.empty() || r.native().rfind("..", 0) == 0) return p.string();
+  return r.string();
+}
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+  return s;
+}
+
+std::vector<fs::path> list_files(const fs::path& dir) {
+  std::vector<fs::path> out;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return out;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.empty() || name[0] == '.') continue;  // hidden files, macOS "._" resource forks, our temporaries
+    if (e.is_regular_file(ec)) out.push_back(e.path());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::vector<fs::path> list_dirs(const fs::path& dir) {
+  std::vector<fs::path> out;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return out;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (!name.empty() && name[0] != '.' && e.is_directory(ec)) out.push_back(e.path());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+void add_problem(Dataset& ds, Severity severity, const fs::path& file, std::string message, std::string hint) {
+  ds.problems.push_back(Problem{severity, display_path(ds.root, file), std::move(message), std::move(hint)});
+}
+
+void finish_cases(Dataset& ds) {
+  std::set<std::string> seen;
+  auto dedupe = [&](std::vector<Case>& cases) {
+    std::stable_sort(cases.begin(), cases.end(), [](const Case& a, const Case& b) { return a.id < b.id; });
+    std::vector<Case> kept;
+    for (auto& c : cases) {
+      if (!seen.insert(c.id).second) {
+        const fs::path f = c.channel_files.empty() ? ds.root : c.channel_files.front();
+        add_problem(ds, Severity::Error, f, "duplicate id '" + c.id + "': the case appears more than once",
+                    "each case id must be unique; remove or rename one copy");
+        continue;
+      }
+      kept.push_back(std::move(c));
+    }
+    cases = std::move(kept);
+  };
+  dedupe(ds.training);
+  dedupe(ds.unlabelled);
+}
+
+std::vector<fs::path> find_bbox_csvs(const std::vector<fs::path>& folders) {
+  std::vector<fs::path> out;
+  std::set<fs::path> seen;
+  for (const auto& folder : folders)
+    for (const auto& f : list_files(folder)) {
+      const std::string name = lower(f.filename().string());
+      if (has_suffix(name, ".csv") && name.find("bbox") != std::string::npos &&
+          seen.insert(fs::weakly_canonical(f)).second)
+        out.push_back(f);
+    }
+  return out;
+}
+
+namespace {
+std::vector<std::string> split_csv_line(const std::string& line) {
+  std::vector<std::string> out;
+  std::string cur;
+  bool quoted = false;
+  for (char ch : line) {
+    if (ch == '"') quoted = !quoted;
+    else if (ch == ',' && !quoted) {
+      out.push_back(cur);
+      cur.clear();
+    } else if (ch != '\r') cur.push_back(ch);
+  }
+  out.push_back(cur);
+  for (auto& s : out) {
+    const auto b = s.find_first_not_of(" \t"), e = s.find_last_not_of(" \t");
+    s = b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
+  }
+  return out;
+}
+}  // namespace
+
+std::map<std::string, transforms::BoundingBox> read_bbox_csvs(const std::vector<fs::path>& files, Dataset& ds) {
+  std::map<std::string, transforms::BoundingBox> boxes;
+  std::map<std::string, std::string> origin_of;
+  const std::vector<std::string> required{"PatientID", "x1", "x2", "y1", "y2", "z1", "z2"};
+  for (const auto& file : files) {
+    std::istringstream in(read_file(file));
+    std::string line;
+    TF_CHECK(std::getline(in, line), DatasetError, "bbox CSV '", file.string(), "' is empty; expected a header ",
+             required);
+    if (line.size() >= 3 && line.compare(0, 3, "\xEF\xBB\xBF") == 0) line = line.substr(3);  // UTF-8 BOM
+    const auto header = split_csv_line(line);
+    std::vector<size_t> col(required.size());
+    for (size_t r = 0; r < required.size(); ++r) {
+      const auto it = std::find(header.begin(), header.end(), required[r]);
+      TF_CHECK(it != header.end(), DatasetError, "bbox CSV '", file.string(), "': column '", required[r],
+               "' is missing; expected columns ", required, " (read by name), found ", header);
+      col[r] = size_t(it - header.begin());
+    }
+    int line_no = 1;
+    while (std::getline(in, line)) {
+      ++line_no;
+      if (line.find_first_not_of(" \t\r,") == std::string::npos) continue;
+      const auto fields = split_csv_line(line);
+      const std::string where = display_path(ds.root, file) + ":" + std::to_string(line_no);
+      if (fields.size() < header.size()) {
+        ds.problems.push_back({Severity::Error, where,
+                               "expected " + std::to_string(header.size()) + " fields, found " +
+                                   std::to_string(fields.size()),
+                               ""});
+        continue;
+      }
+      const std::string pid = fields[col[0]];
+      double v[6];
+      bool ok = !pid.empty();
+      for (int k = 0; k < 6 && ok; ++k) {
+        try {
+          size_t used = 0;
+          v[k] = std::stod(fields[col[size_t(k + 1)]], &used);
+          ok = used == fields[col[size_t(k + 1)]].size() && std::isfinite(v[k]);
+        } catch (const std::exception&) {
+          ok = false;
+        }
+      }
+      if (!ok) {
+        ds.problems.push_back({Severity::Error, where, "bad row '" + line + "'", "expected PatientID and six numbers (mm)"});
+        continue;
+      }
+      transforms::BoundingBox box{{v[0], v[2], v[4]}, {v[1], v[3], v[5]}};
+      if (!(box.max[0] > box.min[0] && box.max[1] > box.min[1] && box.max[2] > box.min[2])) {
+        ds.problems.push_back({Severity::Error, where,
+                               "bounding box of '" + pid + "' is empty or inverted: " + box.to_string(),
+                               "x1 < x2, y1 < y2 and z1 < z2 are required"});
+        continue;
+      }
+      const auto it = boxes.find(pid);
+      if (it != boxes.end()) {
+        if (it->second.min != box.min || it->second.max != box.max)
+          ds.problems.push_back({Severity::Error, where,
+                                 "duplicate id '" + pid + "' with a different bounding box (" + box.to_string() +
+                                     " vs " + it->second.to_string() + " in " + origin_of[pid] + ")",
+                                 "keep one row per patient"});
+        continue;
+      }
+      boxes[pid] = box;
+      origin_of[pid] = where;
+    }
+  }
+  return boxes;
+}
+
+}  // namespace detail
+
+std::string to_string(DatasetFormat format) {
+  switch (format) {
+    case DatasetFormat::NnUNet: return "nnunet";
+    case DatasetFormat::Msd: return "msd";
+    case DatasetFormat::Hecktor2021: return "hecktor2021";
+    case DatasetFormat::Hecktor2022: return "hecktor2022";
+    case DatasetFormat::Picai: return "picai";
+  }
+  return "unknown";
+}
+
+std::vector<std::string> format_names() { return {"nnunet", "msd", "hecktor2021", "hecktor2022", "picai"}; }
+
+DatasetFormat format_from_string(const std::string& name) {
+  const std::string n = detail::lower(name);
+  if (n == "nnunet") return DatasetFormat::NnUNet;
+  if (n == "msd") return DatasetFormat::Msd;
+  if (n == "hecktor2021" || n == "hecktor") return DatasetFormat::Hecktor2021;
+  if (n == "hecktor2022") return DatasetFormat::Hecktor2022;
+  if (n == "picai") return DatasetFormat::Picai;
+  TF_THROW(InvalidArgument, "--format: unknown dataset format '", name, "'; expected one of ", format_names());
+}
+
+std::string Problem::to_string() const {
+  std::string s = severity == Severity::Error ? "error: " : "warning: ";
+  if (!file.empty()) s += file + ": ";
+  s += message;
+  if (!hint.empty()) s += " (hint: " + hint + ")";
+  return s;
+}
+
+std::string Dataset::reference_channel() const {
+  if (channel_names.empty()) return {};
+  return channel_names[size_t(reference_channel_index(channel_names))];
+}
+
+int Dataset::error_count() const {
+  return int(std::count_if(problems.begin(), problems.end(),
+                           [](const Problem& p) { return p.severity == Severity::Error; }));
+}
+
+std::vector<Case> Dataset::all_cases() const {
+  std::vector<Case> all = training;
+  all.insert(all.end(), unlabelled.begin(), unlabelled.end());
+  return all;
+}
+
+DatasetFormat detect_format(const fs::path& root) {
+  require_exists(root, "dataset folder");
+  TF_CHECK(fs::is_directory(root), DatasetError, "dataset '", root.string(), "' is not a folder");
+  const fs::path dj = root / "dataset.json";
+  if (fs::exists(dj)) {
+    const Json j = read_json(dj);
+    if (j.is_object() && j.contains("channel_names")) return DatasetFormat::NnUNet;
+    if (j.is_object() && j.contains("modality")) return DatasetFormat::Msd;
+    TF_THROW(DatasetError, "'", dj.string(),
+             "' has neither 'channel_names' (nnU-Net v2) nor 'modality' (MSD); cannot tell the layout (hint: fix "
+             "dataset.json or pass --format)");
+  }
+  for (const auto& d : detail::list_dirs(root))
+    if (d.filename().string().rfind("picai_public_images_fold", 0) == 0) return DatasetFormat::Picai;
+  if (fs::is_directory(root / "hecktor_nii")) return DatasetFormat::Hecktor2021;
+  for (const auto& f : detail::list_files(root)) {
+    const std::string n = f.filename().string();
+    if (has_suffix(n, "_ct.nii.gz") || has_suffix(n, "_pt.nii.gz")) return DatasetFormat::Hecktor2021;
+  }
+  for (const auto& f : detail::list_files(root / "imagesTr"))
+    if (f.filename().string().find("__CT.") != std::string::npos) return DatasetFormat::Hecktor2022;
+  TF_THROW(DatasetError, "cannot detect the layout of '", root.string(),
+           "': looked for dataset.json (nnU-Net v2 / MSD), picai_public_images_fold*/ (PI-CAI), hecktor_nii/ or "
+           "*_ct.nii.gz (HECKTOR 2021) and imagesTr/*__CT.nii.gz (HECKTOR 2022) (hint: pass --format, one of ",
+           format_names(), ")");
+}
+
+Dataset open_dataset(const fs::path& root, std::optional<DatasetFormat> format) {
+  require_exists(root, "dataset folder");
+  TF_CHECK(fs::is_directory(root), DatasetError, "dataset '", root.string(), "' is not a folder");
+  const DatasetFormat f = format ? *format : detect_format(root);
+  Dataset ds;
+  switch (f) {
+    case DatasetFormat::NnUNet: ds = detail::read_nnunet(root); break;
+    case DatasetFormat::Msd: ds = detail::read_msd(root); break;
+    case DatasetFormat::Hecktor2021: ds = detail::read_hecktor2021(root); break;
+    case DatasetFormat::Hecktor2022: ds = detail::read_hecktor2022(root); break;
+    case DatasetFormat::Picai: ds = detail::read_picai(root); break;
+  }
+  ds.format = f;
+  detail::finish_cases(ds);
+  if (ds.training.empty() && ds.unlabelled.empty())
+    detail::add_problem(ds, Severity::Error, root, "no complete case found in the " + to_string(f) + " layout",
+                        "see docs/datasets.md for the expected file names");
+  return ds;
+}
+
+}  // namespace teachformer::data

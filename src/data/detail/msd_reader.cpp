@@ -1,0 +1,150 @@
+// Medical Segmentation Decathlon layout: dataset.json with modality, labels, training [{image, label}], test [...];
+// several modalities are the 4th dimension of one NIfTI file.
+#include <algorithm>
+#include <set>
+
+#include "data/detail/scan.hpp"
+#include "teachformer/core/error.hpp"
+#include "teachformer/core/fs.hpp"
+#include "teachformer/core/json.hpp"
+#include "teachformer/io/image_io.hpp"
+
+namespace teachformer::data::detail {
+namespace {
+
+fs::path resolve(const fs::path& root, const std::string& p) {
+  const fs::path path(p);
+  return (path.is_absolute() ? path : root / path).lexically_normal();
+}
+
+std::string case_id_of(const fs::path& p) {
+  const std::string name = p.filename().string();
+  const std::string ext = io::image_extension(p);
+  return ext.empty() ? p.stem().string() : name.substr(0, name.size() - ext.size());
+}
+
+}  // namespace
+
+Dataset read_msd(const fs::path& root) {
+  Dataset ds;
+  ds.root = root;
+  ds.name = root.filename().string();
+  const fs::path dj = root / "dataset.json";
+  const Json j = read_json(dj);
+  TF_CHECK(j.is_object(), DatasetError, "'", dj.string(), "' must hold a JSON object");
+  if (!j.contains("modality") && j.contains("channel_names"))
+    TF_THROW(DatasetError, "'", dj.string(), "' has 'channel_names' but no 'modality': this is an nnU-Net v2 dataset.json (hint: --format nnunet)");
+  TF_CHECK(j.contains("modality") && j["modality"].is_object() && !j["modality"].empty(), DatasetError, "'",
+           dj.string(), "': 'modality' must be an object like {\"0\": \"T2\", \"1\": \"ADC\"}");
+  const auto& modality = j["modality"];
+  for (size_t i = 0; i < modality.size(); ++i) {
+    const std::string key = std::to_string(i);
+    TF_CHECK(modality.contains(key) && modality[key].is_string(), DatasetError, "'", dj.string(),
+             "': modality must use keys \"0\"..\"", modality.size() - 1, "\"; key \"", key, "\" is missing");
+    ds.channel_names.push_back(modality[key].get<std::string>());
+  }
+  if (j.contains("name") && j["name"].is_string()) ds.name = j["name"].get<std::string>();
+  TF_CHECK(j.contains("labels") && j["labels"].is_object(), DatasetError, "'", dj.string(),
+           "': 'labels' must be an object like {\"0\": \"background\", \"1\": \"tumour\"}");
+  for (auto it = j["labels"].begin(); it != j["labels"].end(); ++it) {
+    int value = -1;
+    try {
+      size_t used = 0;
+      value = std::stoi(it.key(), &used);
+      if (used != it.key().size()) value = -1;
+    } catch (const std::exception&) {
+    }
+    if (value < 0 || !it.value().is_string()) {
+      add_problem(ds, Severity::Error, dj,
+                  "label entry \"" + it.key() + "\": " + it.value().dump() + " is not \"<value>\": \"<name>\"",
+                  "MSD maps label values to names, e.g. {\"0\": \"background\"}");
+      continue;
+    }
+    ds.labels.push_back({it.value().get<std::string>(), value});
+  }
+  std::sort(ds.labels.begin(), ds.labels.end(), [](const LabelClass& a, const LabelClass& b) { return a.value < b.value; });
+  if (ds.labels.empty() || ds.labels.front().value != 0)
+    add_problem(ds, Severity::Error, dj, "labels must declare background with value 0");
+  for (const auto& l : ds.labels) ds.raw_label_values.push_back(l.value);
+  ds.file_ending = ".nii.gz";
+
+  std::set<fs::path> listed;
+  auto make_case = [&](const fs::path& image) {
+    Case c;
+    c.id = case_id_of(image);
+    c.patient_id = c.id;
+    c.channel_names = ds.channel_names;
+    c.channel_files = {image};
+    return c;
+  };
+  TF_CHECK(j.contains("training") && j["training"].is_array(), DatasetError, "'", dj.string(),
+           "': 'training' must be a list of {\"image\": ..., \"label\": ...}");
+  for (const auto& entry : j["training"]) {
+    if (!entry.is_object() || !entry.contains("image") || !entry["image"].is_string()) {
+      add_problem(ds, Severity::Error, dj, "training entry " + entry.dump() + " has no 'image' path");
+      continue;
+    }
+    const fs::path image = resolve(root, entry["image"].get<std::string>());
+    listed.insert(image);
+    bool ok = true;
+    if (!fs::exists(image)) {
+      add_problem(ds, Severity::Error, image, "missing image file '" + image.filename().string() + "' listed in dataset.json");
+      ok = false;
+    }
+    Case c = make_case(image);
+    if (ds.file_ending != io::image_extension(image) && !io::image_extension(image).empty())
+      ds.file_ending = io::image_extension(image);
+    if (entry.contains("label") && entry["label"].is_string()) {
+      const fs::path label = resolve(root, entry["label"].get<std::string>());
+      listed.insert(label);
+      if (!fs::exists(label)) {
+        add_problem(ds, Severity::Error, label, "label file of case '" + c.id + "' listed in dataset.json is missing",
+                    "images without labels belong in the 'test' list");
+        ok = false;
+      }
+      c.label_file = label;
+    } else {
+      add_problem(ds, Severity::Error, image, "image without label: training entry of '" + c.id + "' has no 'label'");
+      ok = false;
+    }
+    if (ok) ds.training.push_back(std::move(c));
+  }
+  if (j.contains("test") && j["test"].is_array()) {
+    for (const auto& entry : j["test"]) {
+      std::string p;
+      if (entry.is_string()) p = entry.get<std::string>();
+      else if (entry.is_object() && entry.contains("image") && entry["image"].is_string()) p = entry["image"].get<std::string>();
+      else {
+        add_problem(ds, Severity::Error, dj, "test entry " + entry.dump() + " is not an image path");
+        continue;
+      }
+      const fs::path image = resolve(root, p);
+      listed.insert(image);
+      if (!fs::exists(image)) {
+        add_problem(ds, Severity::Error, image, "missing test image '" + image.filename().string() + "' listed in dataset.json");
+        continue;
+      }
+      ds.unlabelled.push_back(make_case(image));
+    }
+  }
+  // Files on disk that dataset.json does not mention.
+  for (const char* folder : {"imagesTr", "labelsTr", "imagesTs"})
+    for (const auto& f : list_files(root / folder)) {
+      if (!io::is_image_file(f) || listed.count(f.lexically_normal())) continue;
+      const bool label_folder = std::string(folder) == "labelsTr";
+      add_problem(ds, Severity::Error, f,
+                  std::string(label_folder ? "label without images" : "image without label") +
+                      ": file is not listed in dataset.json " + (label_folder ? "'training'" : "'training' or 'test'"),
+                  "list it in dataset.json or remove it");
+    }
+  if (j.contains("numTraining")) {
+    const auto& nt = j["numTraining"];
+    if (!nt.is_number_integer() || nt.get<int64_t>() != int64_t(j["training"].size()))
+      add_problem(ds, Severity::Error, dj,
+                  "numTraining is " + nt.dump() + " but the training list has " +
+                      std::to_string(j["training"].size()) + " entries");
+  }
+  return ds;
+}
+
+}  // namespace teachformer::data::detail
