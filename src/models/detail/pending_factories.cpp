@@ -6,8 +6,6 @@
 
 namespace teachformer::models::detail {
 
-SegmentationModel make_swin_unetr(const nlohmann::json&) { TF_THROW(InternalError, "swin_unetr is not built yet"); }
-nlohmann::json swin_unetr_defaults() { return nlohmann::json::object(); }
 SegmentationModel make_teachformer_s(const nlohmann::json&) { TF_THROW(InternalError, "teachformer_s is not built yet"); }
 nlohmann::json teachformer_s_defaults() { return nlohmann::json::object(); }
 
