@@ -112,7 +112,7 @@ torch::Tensor instance_norm_relu(torch::Tensor x, const torch::Tensor& weight, c
                                             /*cudnn_enabled=*/false));
   }
   if (!x.is_contiguous()) x = x.contiguous();
-  detail::instance_norm_relu_(x, weight, bias, eps, /*relu=*/true);
+  detail::instance_norm_act_(x, weight, bias, eps, /*activate=*/true);
   return x;
 }
 
@@ -153,7 +153,7 @@ void BasicConv3dImpl::reset() {
 }
 
 torch::Tensor BasicConv3dImpl::forward(const torch::Tensor& x) {
-  return instance_norm_relu(nn::conv(*conv, x), norm->weight, norm->bias, eps_);
+  return instance_norm_relu(detail::conv3d(*conv, x), norm->weight, norm->bias, eps_);
 }
 
 UpConvImpl::UpConvImpl(int64_t in_channels, int64_t out_channels, double eps)
@@ -167,7 +167,7 @@ void UpConvImpl::reset() {
 }
 
 torch::Tensor UpConvImpl::forward(const torch::Tensor& x) {
-  return upsample2(instance_norm_relu(nn::conv(*conv, x), {}, {}, eps_));
+  return upsample2(instance_norm_relu(detail::conv3d(*conv, x), {}, {}, eps_));
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -302,7 +302,7 @@ void DenseTransformerPathImpl::reset() {
 }
 
 torch::Tensor DenseTransformerPathImpl::forward(const torch::Tensor& x, Record* record, bool with_attention) {
-  const torch::Tensor embedded = nn::conv(*patch_embeddings, x);
+  const torch::Tensor embedded = detail::conv3d(*patch_embeddings, x);
   if (record) record->patch_embed = embedded;
   const int64_t b = embedded.size(0);
   torch::Tensor t = embedded.flatten(2).transpose(-1, -2) + position_embeddings;  // [B, N, dim], (d, h, w) raster
@@ -456,14 +456,14 @@ SegOutput HDenseFormerImpl::forward(const torch::Tensor& input, const TapRequest
   if (request.features) taps.set(kEncoderCoarse, x);
 
   // Decoder with deep-supervision heads.
-  torch::Tensor out3 = nn::conv(*conv1x1_d3, x);
+  torch::Tensor out3 = detail::conv3d(*conv1x1_d3, x);
   x = block_3_2_right->forward(block_3_1_right->forward(up_and_concat(*upconv_3, x, ds2)));
-  torch::Tensor out2 = nn::conv(*conv1x1_d2, x);
+  torch::Tensor out2 = detail::conv3d(*conv1x1_d2, x);
   x = block_2_2_right->forward(block_2_1_right->forward(up_and_concat(*upconv_2, x, ds1)));
-  torch::Tensor out1 = nn::conv(*conv1x1_d1, x);
+  torch::Tensor out1 = detail::conv3d(*conv1x1_d1, x);
   x = block_1_2_right->forward(block_1_1_right->forward(up_and_concat(*upconv_1, x, ds0)));
   if (request.features) taps.set(kDecoderFine, x);
-  out.logits = nn::conv(*conv1x1, x);
+  out.logits = detail::conv3d(*conv1x1, x);
   out.deep_supervision = {out1, out2, out3};
   return out;
 }

@@ -87,18 +87,18 @@ LerpTable lerp_table(int64_t in) {
 
 }  // namespace
 
-void instance_norm_relu_(torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias, double eps,
-                         bool relu) {
-  require_float5d(x, "instance_norm_relu_");
-  TF_CHECK(x.is_contiguous(), InvalidArgument, "instance_norm_relu_: input must be contiguous");
+void instance_norm_act_(torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias, double eps,
+                        bool activate, double negative_slope) {
+  require_float5d(x, "instance_norm_act_");
+  TF_CHECK(x.is_contiguous(), InvalidArgument, "instance_norm_act_: input must be contiguous");
   const int64_t channels = x.size(1);
   const int64_t rows = x.size(0) * channels;
   const int64_t n = x.size(2) * x.size(3) * x.size(4);
-  TF_CHECK(n > 0, InvalidArgument, "instance_norm_relu_: empty spatial size ", x.sizes().vec());
+  TF_CHECK(n > 0, InvalidArgument, "instance_norm_act_: empty spatial size ", x.sizes().vec());
   const bool affine = weight.defined();
   torch::Tensor w = affine ? weight.detach().to(torch::kFloat32).contiguous() : torch::Tensor();
   torch::Tensor b = bias.defined() ? bias.detach().to(torch::kFloat32).contiguous() : torch::Tensor();
-  if (affine) TF_CHECK(w.numel() == channels, InvalidArgument, "instance_norm_relu_: weight has ", w.numel(),
+  if (affine) TF_CHECK(w.numel() == channels, InvalidArgument, "instance_norm_act_: weight has ", w.numel(),
                        " values for ", channels, " channels");
   float* data = x.data_ptr<float>();
   const float* wp = affine ? w.data_ptr<float>() : nullptr;
@@ -113,10 +113,11 @@ void instance_norm_relu_(torch::Tensor& x, const torch::Tensor& weight, const to
       const double scale = inv * (wp ? double(wp[c]) : 1.0);
       const float a = float(scale);
       const float s = float((bp ? double(bp[c]) : 0.0) - mean * scale);
-      if (relu) {
+      if (activate) {
+        const float slope = float(negative_slope);
         for (int64_t i = 0; i < n; ++i) {
           const float v = p[i] * a + s;
-          p[i] = v < 0.0f ? 0.0f : v;  // NaN stays NaN (comparison is false)
+          p[i] = v < 0.0f ? v * slope : v;  // NaN stays NaN (comparison is false)
         }
       } else {
         for (int64_t i = 0; i < n; ++i) p[i] = p[i] * a + s;
@@ -202,6 +203,35 @@ torch::Tensor upsample_trilinear2(const torch::Tensor& input) {
   return out;
 }
 
+namespace {
+// Not counted (the callers count what the op means).
+torch::Tensor raw_conv3d(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
+                         torch::IntArrayRef stride, torch::IntArrayRef padding) {
+  if (!torch::GradMode::is_enabled() && x.device().is_cpu() && x.scalar_type() == torch::kFloat32 &&
+      weight.scalar_type() == torch::kFloat32 && x.dim() == 5) {
+    return at::mkldnn_convolution(x.contiguous(), weight.contiguous(),
+                                  bias.defined() ? c10::optional<torch::Tensor>(bias) : c10::nullopt, padding, stride,
+                                  /*dilation=*/{1, 1, 1}, /*groups=*/1);
+  }
+  return torch::conv3d(x, weight, bias, stride, padding);
+}
+}  // namespace
+
+torch::Tensor conv3d(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
+                     torch::IntArrayRef stride, torch::IntArrayRef padding) {
+  torch::Tensor y = raw_conv3d(x, weight, bias, stride, padding);
+  nn::count_macs("conv", nn::conv_macs(weight, y));
+  return y;
+}
+
+torch::Tensor conv3d(torch::nn::Conv3dImpl& m, const torch::Tensor& x) {
+  const auto& o = m.options;
+  TF_CHECK(o.groups() == 1 && c10::holds_alternative<torch::ExpandingArray<3>>(o.padding()), InvalidArgument,
+           "conv3d: only groups 1 and explicit zero padding are supported");
+  const auto& pad = c10::get<torch::ExpandingArray<3>>(o.padding());
+  return conv3d(x, m.weight, m.bias, *o.stride(), *pad);
+}
+
 void conv_transpose3d_k3s2_into(torch::Tensor out, const torch::Tensor& x, const torch::Tensor& weight,
                                 const torch::Tensor& bias) {
   TF_CHECK(x.dim() == 5 && weight.dim() == 5 && weight.size(2) == 3 && weight.size(3) == 3 && weight.size(4) == 3,
@@ -224,7 +254,7 @@ void conv_transpose3d_k3s2_into(torch::Tensor out, const torch::Tensor& x, const
       for (int pw = 0; pw < 2; ++pw) {
         torch::Tensor k = weight.index_select(2, tap_index[pd]).index_select(3, tap_index[ph])
                               .index_select(4, tap_index[pw]).transpose(0, 1).contiguous();
-        torch::Tensor y = torch::conv3d(xin, k, bias, 1, torch::IntArrayRef{pd, ph, pw});
+        torch::Tensor y = raw_conv3d(xin, k, bias, {1, 1, 1}, {pd, ph, pw});
         y = y.narrow(2, pd, x.size(2)).narrow(3, ph, x.size(3)).narrow(4, pw, x.size(4));
         out.slice(2, pd, torch::indexing::None, 2)
             .slice(3, ph, torch::indexing::None, 2)

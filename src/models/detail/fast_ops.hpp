@@ -2,14 +2,24 @@
 // over (batch x channel) rows with at::parallel_for. Every function here has a differentiable torch
 // equivalent that the models use in grad mode; tests compare the two.
 #pragma once
+#include <torch/nn/modules/conv.h>
 #include <torch/types.h>
 
 namespace teachformer::models::detail {
 
-/// In place: x = relu?((x - mean) * rsqrt(var + eps) * weight + bias) with mean/var (biased) over D, H, W of each
-/// (sample, channel). x [B, C, D, H, W] contiguous float32; weight/bias [C] or undefined (no affine).
-void instance_norm_relu_(torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias, double eps,
-                         bool relu);
+/// In place: x = act((x - mean) * rsqrt(var + eps) * weight + bias) with mean/var (biased) over D, H, W of each
+/// (sample, channel); act = leaky ReLU with `negative_slope` (0 = ReLU) when `activate`, else identity.
+/// x [B, C, D, H, W] contiguous float32; weight/bias [C] or undefined (no affine).
+void instance_norm_act_(torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias, double eps,
+                        bool activate, double negative_slope = 0.0);
+
+/// 3D convolution (groups 1, dilation 1) that counts its MACs as "conv". Without grad mode it calls oneDNN
+/// directly: LibTorch 1.13 otherwise sends small inputs (batch 1 with C x D x H <= 20480) to its much slower
+/// im2col path. x [B, I, D, H, W], weight [O, I, k, k, k], bias [O] or undefined.
+torch::Tensor conv3d(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
+                     torch::IntArrayRef stride, torch::IntArrayRef padding);
+/// conv3d with a module's weight, bias, stride and padding (zero padding only).
+torch::Tensor conv3d(torch::nn::Conv3dImpl& module, const torch::Tensor& x);
 
 /// 2x2x2 max pooling, stride 2: x [B, C, D, H, W] (even sizes) -> [B, C, D/2, H/2, W/2]. float32.
 torch::Tensor max_pool2(const torch::Tensor& x);

@@ -1,0 +1,367 @@
+#include "teachformer/models/teachformer_s.hpp"
+
+#include <cmath>
+
+#include <torch/torch.h>
+
+#include "models/detail/factories.hpp"
+#include "models/detail/fast_ops.hpp"
+#include "teachformer/core/error.hpp"
+#include "teachformer/core/json.hpp"
+#include "teachformer/nn/flops.hpp"
+
+namespace teachformer::models {
+
+// ---------------------------------------------------------------------------------------------------------------
+// Options and presets
+
+TeachFormerSOptions::TeachFormerSOptions(int64_t in_channels, int64_t out_channels)
+    : in_channels_(in_channels), out_channels_(out_channels) {}
+
+std::vector<std::string> teachformer_s_presets() { return {"tiny", "small", "base"}; }
+
+TeachFormerSOptions teachformer_s_preset(const std::string& name, int64_t in_channels, int64_t out_channels) {
+  TeachFormerSOptions o(in_channels, out_channels);
+  if (name == "small") return o;  // the defaults
+  if (name == "tiny")
+    return o.channels({16, 16, 32, 64}).depths({0, 1, 1, 0}).transformer_depth(1).heads(2).head_channels(8);
+  if (name == "base")
+    return o.channels({32, 64, 128, 256}).depths({0, 1, 2, 0}).transformer_depth(4).heads(8).head_channels(16);
+  TF_THROW(InvalidArgument, "teachformer_s: unknown preset '", name, "'; valid presets: ", teachformer_s_presets());
+}
+
+nlohmann::json to_json(const TeachFormerSOptions& o) {
+  return {{"in_channels", o.in_channels()},
+          {"out_channels", o.out_channels()},
+          {"channels", o.channels()},
+          {"depths", o.depths()},
+          {"decoder_depth", o.decoder_depth()},
+          {"transformer_depth", o.transformer_depth()},
+          {"heads", o.heads()},
+          {"mlp_ratio", o.mlp_ratio()},
+          {"pos_conv", o.pos_conv()},
+          {"head_channels", o.head_channels()},
+          {"input_skip", o.input_skip()},
+          {"deep_supervision", o.deep_supervision()},
+          {"norm", o.norm()},
+          {"negative_slope", o.negative_slope()},
+          {"dropout", o.dropout()},
+          {"norm_eps", o.norm_eps()}};
+}
+
+TeachFormerSOptions teachformer_s_options_from_json(const nlohmann::json& json) {
+  JsonReader r(json, "teachformer_s options");
+  std::string preset = "small";
+  int64_t in_channels = 2, out_channels = 2;
+  r.get("preset", preset).get("in_channels", in_channels).get("out_channels", out_channels);
+  TeachFormerSOptions o = teachformer_s_preset(preset, in_channels, out_channels);
+  auto channels = o.channels(), depths = o.depths();
+  auto decoder_depth = o.decoder_depth(), transformer_depth = o.transformer_depth(), heads = o.heads();
+  auto mlp_ratio = o.mlp_ratio(), head_channels = o.head_channels(), deep_supervision = o.deep_supervision();
+  bool pos_conv = o.pos_conv(), input_skip = o.input_skip();
+  std::string norm = o.norm();
+  double negative_slope = o.negative_slope(), dropout = o.dropout(), norm_eps = o.norm_eps();
+  r.get("channels", channels).get("depths", depths).get("decoder_depth", decoder_depth);
+  r.get("transformer_depth", transformer_depth).get("heads", heads).get("mlp_ratio", mlp_ratio);
+  r.get("pos_conv", pos_conv).get("head_channels", head_channels).get("input_skip", input_skip);
+  r.get("deep_supervision", deep_supervision).get("norm", norm).get("negative_slope", negative_slope);
+  r.get("dropout", dropout).get("norm_eps", norm_eps);
+  r.finish();
+  o.channels(channels).depths(depths).decoder_depth(decoder_depth).transformer_depth(transformer_depth).heads(heads);
+  o.mlp_ratio(mlp_ratio).pos_conv(pos_conv).head_channels(head_channels).input_skip(input_skip);
+  o.deep_supervision(deep_supervision).norm(norm).negative_slope(negative_slope).dropout(dropout).norm_eps(norm_eps);
+  validate(o);
+  return o;
+}
+
+void validate(const TeachFormerSOptions& o) {
+  const char* ctx = "TeachFormerS";
+  auto at_least = [&](const char* name, int64_t v, int64_t min) {
+    TF_CHECK(v >= min, InvalidArgument, ctx, ": option ", name, " must be >= ", min, ", got ", v);
+  };
+  at_least("in_channels", o.in_channels(), 1);
+  at_least("out_channels", o.out_channels(), 1);
+  const auto& ch = o.channels();
+  TF_CHECK(ch.size() >= 2 && ch.size() <= 6, InvalidArgument, ctx, ": option channels must list 2 to 6 stage widths ",
+           "(stage i at 1/2^(i+1)), got ", ch);
+  for (int64_t c : ch)
+    TF_CHECK(c >= 1, InvalidArgument, ctx, ": option channels must be positive, got ", ch);
+  TF_CHECK(o.depths().size() == ch.size(), InvalidArgument, ctx, ": option depths must have one entry per stage (",
+           ch.size(), " like channels ", ch, "), got ", o.depths());
+  for (int64_t d : o.depths())
+    TF_CHECK(d >= 0, InvalidArgument, ctx, ": option depths must be >= 0, got ", o.depths());
+  at_least("decoder_depth", o.decoder_depth(), 0);
+  at_least("transformer_depth", o.transformer_depth(), 0);
+  at_least("heads", o.heads(), 1);
+  at_least("mlp_ratio", o.mlp_ratio(), 1);
+  at_least("head_channels", o.head_channels(), 1);
+  TF_CHECK(ch.back() % o.heads() == 0, InvalidArgument, ctx, ": option heads (", o.heads(),
+           ") must divide the transformer width channels.back() (", ch.back(), ")");
+  TF_CHECK(o.deep_supervision() >= 0 && o.deep_supervision() <= int64_t(ch.size()) - 1, InvalidArgument, ctx,
+           ": option deep_supervision must be in [0, ", ch.size() - 1, "] (one head per decoder stage), got ",
+           o.deep_supervision());
+  TF_CHECK(o.norm() == "instance" || o.norm() == "batch", InvalidArgument, ctx,
+           ": option norm must be \"instance\" or \"batch\", got \"", o.norm(), "\"");
+  TF_CHECK(o.negative_slope() >= 0.0 && o.negative_slope() < 1.0, InvalidArgument, ctx,
+           ": option negative_slope must be in [0, 1), got ", o.negative_slope());
+  TF_CHECK(o.dropout() >= 0.0 && o.dropout() < 1.0, InvalidArgument, ctx, ": option dropout must be in [0, 1), got ",
+           o.dropout());
+  TF_CHECK(o.norm_eps() > 0.0, InvalidArgument, ctx, ": option norm_eps must be > 0, got ", o.norm_eps());
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Functional pieces
+
+torch::Tensor conv_transpose3d_k2s2(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
+  TF_CHECK(x.dim() == 5 && weight.dim() == 5 && weight.size(2) == 2 && weight.size(3) == 2 && weight.size(4) == 2 &&
+               x.size(1) == weight.size(0),
+           InvalidArgument, "conv_transpose3d_k2s2: expected x [B, I, D, H, W] and weight [I, O, 2, 2, 2], got ",
+           x.sizes().vec(), " and ", weight.sizes().vec());
+  const int64_t b = x.size(0), in = x.size(1), d = x.size(2), h = x.size(3), w = x.size(4), out = weight.size(1);
+  // Each input voxel scatters into its own 2x2x2 output block: y[(o, kd, kh, kw), voxel] = W^T x, no overlap.
+  const torch::Tensor wt = weight.reshape({in, out * 8}).t();  // [(o, kd, kh, kw), I]
+  const torch::Tensor xf = x.reshape({b, in, d * h * w});
+  torch::Tensor y;
+  if (bias.defined()) {
+    const torch::Tensor bias8 = bias.repeat_interleave(8).unsqueeze(1);  // [(o, kd, kh, kw), 1]
+    y = b == 1 ? torch::addmm(bias8, wt, xf[0]).unsqueeze(0) : torch::baddbmm(bias8, wt.expand({b, -1, -1}), xf);
+  } else {
+    y = torch::matmul(wt, xf);
+  }
+  nn::count_macs("conv_transpose", nn::conv_transpose_macs(weight, x));
+  return y.view({b, out, 2, 2, 2, d, h, w})
+      .permute({0, 1, 5, 2, 6, 3, 7, 4})
+      .reshape({b, out, 2 * d, 2 * h, 2 * w});
+}
+
+namespace {
+
+bool fast_path() { return !torch::GradMode::is_enabled(); }
+
+torch::Tensor leaky(torch::Tensor x, double slope) {
+  if (fast_path()) return slope == 0.0 ? x.relu_() : torch::leaky_relu_(x, slope);
+  return slope == 0.0 ? torch::relu(x) : torch::leaky_relu(x, slope);
+}
+
+}  // namespace
+
+namespace teachformer_s {
+
+InstanceNormAffineImpl::InstanceNormAffineImpl(int64_t channels) : channels_(channels) { reset(); }
+
+void InstanceNormAffineImpl::reset() {
+  weight = register_parameter("weight", torch::ones({channels_}));
+  bias = register_parameter("bias", torch::zeros({channels_}));
+}
+
+ConvNormActImpl::ConvNormActImpl(int64_t in_channels, int64_t out_channels, int64_t kernel, int64_t stride,
+                                 int64_t padding, const TeachFormerSOptions& options)
+    : in_(in_channels), out_(out_channels), kernel_(kernel), stride_(stride), padding_(padding), options_(options) {
+  reset();
+}
+
+void ConvNormActImpl::reset() {
+  conv = register_module(
+      "conv", torch::nn::Conv3d(torch::nn::Conv3dOptions(in_, out_, kernel_).stride(stride_).padding(padding_).bias(false)));
+  instance_norm = nullptr;
+  batch_norm = nullptr;
+  if (options_.norm() == "batch") {
+    batch_norm = register_module("norm", torch::nn::BatchNorm3d(torch::nn::BatchNormOptions(out_).eps(options_.norm_eps())));
+  } else {
+    instance_norm = register_module("norm", InstanceNormAffine(out_));
+  }
+}
+
+torch::Tensor ConvNormActImpl::normalize(torch::Tensor y, bool activate) {
+  const double slope = options_.negative_slope();
+  if (instance_norm) {
+    if (fast_path()) {
+      if (!y.is_contiguous()) y = y.contiguous();
+      detail::instance_norm_act_(y, instance_norm->weight, instance_norm->bias, options_.norm_eps(), activate, slope);
+      return y;
+    }
+    y = torch::instance_norm(y, instance_norm->weight, instance_norm->bias, {}, {}, true, 0.0, options_.norm_eps(),
+                             false);
+  } else {
+    y = batch_norm->forward(y);
+  }
+  return activate ? leaky(y, slope) : y;
+}
+
+torch::Tensor ConvNormActImpl::forward(const torch::Tensor& x) {
+  return normalize(detail::conv3d(*conv, x), /*activate=*/true);
+}
+
+torch::Tensor ConvNormActImpl::forward_residual(const torch::Tensor& x) {
+  torch::Tensor y = normalize(detail::conv3d(*conv, x), /*activate=*/false);
+  y = fast_path() ? y.add_(x) : y + x;
+  return leaky(y, options_.negative_slope());
+}
+
+TransformerBlockImpl::TransformerBlockImpl(int64_t dim, int64_t heads, int64_t mlp_dim, double dropout, double eps)
+    : dim_(dim), heads_(heads), mlp_dim_(mlp_dim), dropout_(dropout), eps_(eps) {
+  reset();
+}
+
+void TransformerBlockImpl::reset() {
+  norm1 = register_module("norm1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim_}).eps(eps_)));
+  qkv = register_module("qkv", torch::nn::Linear(dim_, 3 * dim_));
+  proj = register_module("proj", torch::nn::Linear(dim_, dim_));
+  norm2 = register_module("norm2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim_}).eps(eps_)));
+  fc1 = register_module("fc1", torch::nn::Linear(dim_, mlp_dim_));
+  fc2 = register_module("fc2", torch::nn::Linear(mlp_dim_, dim_));
+}
+
+torch::Tensor TransformerBlockImpl::forward(const torch::Tensor& x, torch::Tensor* probs) {
+  const int64_t b = x.size(0), n = x.size(1), dh = dim_ / heads_;
+  // [B, N, 3, heads, dh] -> 3 x [B, heads, N, dh]
+  const torch::Tensor qkv_t = nn::linear(*qkv, norm1->forward(x)).reshape({b, n, 3, heads_, dh}).permute({2, 0, 3, 1, 4});
+  const torch::Tensor q = qkv_t[0] * (1.0 / std::sqrt(double(dh))), k = qkv_t[1], v = qkv_t[2];
+  const torch::Tensor attn = torch::softmax(nn::matmul(q, k.transpose(-1, -2)), -1);
+  if (probs) *probs = attn;
+  torch::Tensor a = nn::matmul(attn, v).transpose(1, 2).reshape({b, n, dim_});
+  a = torch::dropout(nn::linear(*proj, a), dropout_, is_training());
+  torch::Tensor y = x + a;
+  torch::Tensor m = nn::linear(*fc2, torch::dropout(torch::gelu(nn::linear(*fc1, norm2->forward(y))), dropout_,
+                                                     is_training()));
+  m = torch::dropout(m, dropout_, is_training());
+  return fast_path() ? m.add_(y) : y + m;
+}
+
+}  // namespace teachformer_s
+
+// ---------------------------------------------------------------------------------------------------------------
+// The model
+
+TeachFormerSImpl::TeachFormerSImpl(const TeachFormerSOptions& options)
+    : SegmentationModelImpl("TeachFormerS"), options_(options) {
+  validate(options_);
+  using teachformer_s::ConvNormAct;
+  const auto& ch = options_.channels();
+  const int64_t stages = int64_t(ch.size());
+  stem = register_module("stem", ConvNormAct(options_.in_channels(), ch[0], 3, 2, 1, options_));
+  down = register_module("down", torch::nn::ModuleList());
+  for (int64_t i = 1; i < stages; ++i) down->push_back(ConvNormAct(ch[i - 1], ch[i], 2, 2, 0, options_));
+  encoder = register_module("encoder", torch::nn::ModuleList());
+  for (int64_t i = 0; i < stages; ++i) {
+    torch::nn::ModuleList units;
+    for (int64_t j = 0; j < options_.depths()[i]; ++j) units->push_back(ConvNormAct(ch[i], ch[i], 3, 1, 1, options_));
+    encoder->push_back(units);
+  }
+  const int64_t dim = ch.back();
+  if (options_.pos_conv())
+    pos_conv = register_module(
+        "pos_conv", torch::nn::Conv3d(torch::nn::Conv3dOptions(dim, dim, 3).padding(1).groups(dim)));
+  transformer = register_module("transformer", torch::nn::ModuleList());
+  for (int64_t k = 0; k < options_.transformer_depth(); ++k)
+    transformer->push_back(teachformer_s::TransformerBlock(dim, options_.heads(), options_.mlp_ratio() * dim,
+                                                           options_.dropout(), options_.norm_eps()));
+  if (options_.transformer_depth() > 0)
+    transformer_norm = register_module("transformer_norm",
+                                       torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim}).eps(options_.norm_eps())));
+  up = register_module("up", torch::nn::ModuleList());
+  decoder = register_module("decoder", torch::nn::ModuleList());
+  for (int64_t i = 0; i + 1 < stages; ++i) {
+    up->push_back(torch::nn::ConvTranspose3d(torch::nn::ConvTranspose3dOptions(ch[i + 1], ch[i], 2).stride(2)));
+    torch::nn::ModuleList units;
+    for (int64_t j = 0; j < options_.decoder_depth(); ++j) units->push_back(ConvNormAct(ch[i], ch[i], 3, 1, 1, options_));
+    decoder->push_back(units);
+  }
+  head_up = register_module(
+      "head_up", torch::nn::ConvTranspose3d(torch::nn::ConvTranspose3dOptions(ch[0], options_.head_channels(), 2).stride(2)));
+  const int64_t head_in = options_.head_channels() + (options_.input_skip() ? options_.in_channels() : 0);
+  head = register_module("head", torch::nn::Conv3d(torch::nn::Conv3dOptions(head_in, options_.out_channels(), 1)));
+  ds_heads = register_module("ds_heads", torch::nn::ModuleList());
+  for (int64_t i = 0; i < options_.deep_supervision(); ++i)
+    ds_heads->push_back(torch::nn::Conv3d(torch::nn::Conv3dOptions(ch[i], options_.out_channels(), 1)));
+
+  const int64_t factor = int64_t(1) << stages;
+  spec_.key = "teachformer_s";
+  spec_.in_channels = options_.in_channels();
+  spec_.out_channels = options_.out_channels();
+  spec_.size_divisor = {factor, factor, factor};
+  spec_.deep_supervision_outputs = options_.deep_supervision();
+  spec_.options = to_json(options_);
+}
+
+SegOutput TeachFormerSImpl::forward(const torch::Tensor& input, const TapRequest& request) {
+  check_input(input);
+  using teachformer_s::ConvNormAct;
+  using teachformer_s::ConvNormActImpl;
+  const bool fast = fast_path();
+  const bool keep = request.intermediates;
+  const int64_t stages = int64_t(options_.channels().size());
+  SegOutput out;
+  Taps& taps = out.taps;
+
+  // Encoder: stage outputs are the skips.
+  std::vector<torch::Tensor> skips(stages);
+  torch::Tensor x = stem->forward(input);
+  if (keep) taps.set("stem", x);
+  for (int64_t i = 0; i < stages; ++i) {
+    if (i > 0) x = down[i - 1]->as<ConvNormActImpl>()->forward(x);
+    for (const auto& unit : *encoder[i]->as<torch::nn::ModuleList>())
+      x = unit->as<ConvNormActImpl>()->forward_residual(x);
+    skips[i] = x;
+    if (keep) taps.set("encoder" + std::to_string(i), x);
+  }
+
+  // Transformer over the voxels of the deepest grid.
+  const int64_t b = x.size(0), dim = x.size(1), gd = x.size(2), gh = x.size(3), gw = x.size(4);
+  if (pos_conv) {
+    torch::Tensor p = torch::conv3d(x, pos_conv->weight, pos_conv->bias, 1, 1, 1, dim);
+    nn::count_macs("conv", nn::conv_macs(pos_conv->weight, p));
+    x = x + p;
+  }
+  if (!transformer->is_empty()) {
+    torch::Tensor tokens = x.flatten(2).transpose(1, 2);  // [B, N, C], (d, h, w) raster order
+    if (keep) taps.set("tokens", tokens);
+    for (size_t k = 0; k < transformer->size(); ++k) {
+      torch::Tensor probs;
+      tokens = transformer[k]->as<teachformer_s::TransformerBlock>()->forward(tokens,
+                                                                              request.attention ? &probs : nullptr);
+      if (request.attention) taps.set(std::string(kAttentionPrefix) + "block" + std::to_string(k), probs);
+    }
+    tokens = transformer_norm->forward(tokens);
+    x = tokens.transpose(1, 2).reshape({b, dim, gd, gh, gw});
+  }
+  if (request.features) taps.set(kEncoderCoarse, x);
+
+  // Decoder with additive skips; deep-supervision heads on the first stages.
+  std::vector<torch::Tensor> ds(options_.deep_supervision());
+  for (int64_t i = stages - 2; i >= 0; --i) {
+    auto& upconv = *up[i]->as<torch::nn::ConvTranspose3d>();
+    x = conv_transpose3d_k2s2(x, upconv.weight, upconv.bias);
+    x = fast ? x.add_(skips[i]) : x + skips[i];
+    skips[i] = torch::Tensor();
+    for (const auto& unit : *decoder[i]->as<torch::nn::ModuleList>()) x = unit->as<ConvNormActImpl>()->forward(x);
+    if (keep) taps.set("decoder" + std::to_string(i), x);
+    if (i < options_.deep_supervision()) ds[i] = detail::conv3d(*ds_heads[i]->as<torch::nn::Conv3d>(), x);
+  }
+  if (request.features) taps.set(kDecoderFine, x);
+
+  // Output block at full resolution: learned x2 upsampling, then a 1^3 conv over [features, raw input] computed as
+  // two convolutions (no concatenated copy at full resolution).
+  torch::Tensor feat = leaky(conv_transpose3d_k2s2(x, head_up->weight, head_up->bias), options_.negative_slope());
+  const int64_t hc = options_.head_channels();
+  torch::Tensor logits = detail::conv3d(feat, head->weight.narrow(1, 0, hc), head->bias, {1, 1, 1}, {0, 0, 0});
+  if (options_.input_skip()) {
+    torch::Tensor from_input =
+        detail::conv3d(input, head->weight.narrow(1, hc, options_.in_channels()), {}, {1, 1, 1}, {0, 0, 0});
+    logits = fast ? logits.add_(from_input) : logits + from_input;
+  }
+  out.logits = logits;
+  out.deep_supervision = std::move(ds);
+  return out;
+}
+
+namespace detail {
+
+SegmentationModel make_teachformer_s(const nlohmann::json& options) {
+  return std::make_shared<TeachFormerSImpl>(teachformer_s_options_from_json(options));
+}
+
+nlohmann::json teachformer_s_defaults() { return to_json(TeachFormerSOptions(2, 2)); }
+
+}  // namespace detail
+}  // namespace teachformer::models
