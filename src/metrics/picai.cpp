@@ -5,7 +5,6 @@
 #include <limits>
 #include <numeric>
 #include <functional>
-#include <set>
 #include <sstream>
 #include <unordered_map>
 
@@ -205,12 +204,13 @@ LesionCandidates extract_lesion_candidates(const torch::Tensor& probabilities, c
 bool is_detection_map(const torch::Tensor& map) {
   const torch::Tensor m = as_map(map, "is_detection_map");
   const Components c = connected_components(m, Connectivity::Corners);
-  std::set<float> values;
+  std::vector<float> value(static_cast<size_t>(c.count) + 1, -1.0f);  // first value seen in each blob
   const float* v = m.data_ptr<float>();
+  const int32_t* lab = c.labels.data_ptr<int32_t>();
   for (int64_t i = 0; i < m.numel(); ++i) {
-    if (v[i] == 0.0f) continue;
-    values.insert(v[i]);
-    if (static_cast<int64_t>(values.size()) > c.count) return false;
+    if (!lab[i]) continue;
+    if (value[lab[i]] < 0) value[lab[i]] = v[i];
+    else if (value[lab[i]] != v[i]) return false;
   }
   return true;
 }

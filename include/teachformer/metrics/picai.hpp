@@ -112,8 +112,8 @@ struct MatchOptions {
 CaseDetection evaluate_detection_case(const torch::Tensor& detection_map, const torch::Tensor& reference,
                                       const MatchOptions& options = {});
 
-/// True when `map` looks like a detection map: no more distinct non-zero values than 26-connected blobs
-/// (picai_eval raises on the opposite, which means a softmax map was given).
+/// True when `map` is a detection map: every 26-connected blob of non-zero voxels holds a single value. (picai_eval
+/// only checks that there are no more distinct values than blobs and raises otherwise: a softmax map was given.)
 bool is_detection_map(const torch::Tensor& map);
 
 /// Aggregated detection metrics (picai_eval's Metrics).
