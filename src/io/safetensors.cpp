@@ -1,8 +1,11 @@
 #include "teachformer/io/safetensors.hpp"
 
+#include <zlib.h>
+
 #include <cstring>
 #include <fstream>
 #include <limits>
+#include <sstream>
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -45,7 +48,7 @@ struct ParsedHeader {
   nlohmann::json json;
 };
 
-ParsedHeader parse_header(std::ifstream& in, const std::filesystem::path& path) {
+ParsedHeader parse_header(std::istream& in, const std::filesystem::path& path) {
   const std::string p = path.string();
   in.seekg(0, std::ios::end);
   const auto file_size = static_cast<uint64_t>(in.tellg());
@@ -112,11 +115,25 @@ EntryInfo check_entry(const std::string& p, const std::string& name, const nlohm
   return info;
 }
 
-SafeTensors read_impl(const std::filesystem::path& path, bool with_data) {
+// Whole-file gunzip; errors name the path (corrupt or truncated streams included).
+std::string gunzip_file(const std::filesystem::path& path) {
+  gzFile f = gzopen(path.c_str(), "rb");
+  TF_CHECK(f, IoError, "cannot open '", path.string(), "' for reading");
+  std::string out;
+  char buf[1 << 16];
+  int n;
+  while ((n = gzread(f, buf, sizeof buf)) > 0) out.append(buf, size_t(n));
+  int err = 0;
+  const char* msg = gzerror(f, &err);
+  const bool ok = n == 0 && (err == Z_OK || err == Z_STREAM_END);
+  const std::string why = msg ? msg : "";
+  gzclose(f);
+  TF_CHECK(ok, FormatError, "'", path.string(), "' is not a valid gzip stream (truncated or corrupt): ", why);
+  return out;
+}
+
+SafeTensors read_stream(std::istream& in, const std::filesystem::path& path, bool with_data) {
   const std::string p = path.string();
-  require_exists(path, "safetensors file");
-  std::ifstream in(path, std::ios::binary);
-  TF_CHECK(in.good(), IoError, "cannot open '", p, "' for reading");
   const ParsedHeader h = parse_header(in, path);
   SafeTensors out;
   const uint64_t data_start = 8 + h.header_bytes;
@@ -145,6 +162,17 @@ SafeTensors read_impl(const std::filesystem::path& path, bool with_data) {
     out.tensors[it.key()] = std::move(t);
   }
   return out;
+}
+
+SafeTensors read_impl(const std::filesystem::path& path, bool with_data) {
+  require_exists(path, "safetensors file");
+  if (has_suffix(path, ".gz")) {
+    std::istringstream in(gunzip_file(path), std::ios::binary);
+    return read_stream(in, path, with_data);
+  }
+  std::ifstream in(path, std::ios::binary);
+  TF_CHECK(in.good(), IoError, "cannot open '", path.string(), "' for reading");
+  return read_stream(in, path, with_data);
 }
 
 }  // namespace
@@ -184,16 +212,36 @@ void write_safetensors(const std::filesystem::path& path, const std::map<std::st
   std::string text = header.dump();
   // Pad the header with spaces so the data starts 8-byte aligned (as the reference writer does).
   while ((8 + text.size()) % 8 != 0) text.push_back(' ');
-  write_atomically(path, [&](const std::filesystem::path& tmp) {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    TF_CHECK(out.good(), IoError, "cannot open '", tmp.string(), "' for writing");
+  auto emit = [&](auto&& write_bytes) {
     uint64_t n = text.size();
     unsigned char len_bytes[8];
     for (int i = 0; i < 8; ++i) len_bytes[i] = static_cast<unsigned char>((n >> (8 * i)) & 0xff);
-    out.write(reinterpret_cast<const char*>(len_bytes), 8);
-    out.write(text.data(), static_cast<std::streamsize>(text.size()));
-    for (const auto& t : data)
-      out.write(static_cast<const char*>(t.data_ptr()), static_cast<std::streamsize>(t.numel() * t.element_size()));
+    write_bytes(reinterpret_cast<const char*>(len_bytes), size_t(8));
+    write_bytes(text.data(), text.size());
+    for (const auto& t : data) write_bytes(static_cast<const char*>(t.data_ptr()), size_t(t.numel() * t.element_size()));
+  };
+  if (has_suffix(path, ".gz")) {
+    write_atomically(path, [&](const std::filesystem::path& tmp) {
+      gzFile f = gzopen(tmp.c_str(), "wb6");
+      TF_CHECK(f, IoError, "cannot open '", tmp.string(), "' for writing");
+      bool ok = true;
+      emit([&](const char* bytes, size_t len) {
+        while (ok && len > 0) {
+          const unsigned chunk = unsigned(std::min<size_t>(len, 1u << 30));
+          ok = gzwrite(f, bytes, chunk) == int(chunk);
+          bytes += chunk;
+          len -= chunk;
+        }
+      });
+      ok = (gzclose(f) == Z_OK) && ok;
+      TF_CHECK(ok, IoError, "write to '", path.string(), "' failed (disk full?)");
+    });
+    return;
+  }
+  write_atomically(path, [&](const std::filesystem::path& tmp) {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    TF_CHECK(out.good(), IoError, "cannot open '", tmp.string(), "' for writing");
+    emit([&](const char* bytes, size_t len) { out.write(bytes, static_cast<std::streamsize>(len)); });
     out.flush();
     TF_CHECK(out.good(), IoError, "write to '", path.string(), "' failed (disk full?)");
   });

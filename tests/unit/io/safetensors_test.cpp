@@ -167,3 +167,30 @@ TEST(SafeTensorsErrors, MissingTensorNameListsAvailable) {
 
 }  // namespace
 }  // namespace teachformer::io
+
+namespace teachformer::io {
+namespace {
+
+TEST(SafeTensors, GzipNameCompressesAndRoundTrips) {
+  test::TempDir dir;
+  std::map<std::string, torch::Tensor> tensors{{"probs", torch::zeros({2, 32, 32, 32}).to(torch::kHalf)},
+                                               {"idx", torch::arange(10)}};
+  write_safetensors(dir / "cache.safetensors.gz", tensors, {{"k", "v"}});
+  EXPECT_LT(fs::file_size(dir / "cache.safetensors.gz"), 32u * 32 * 32 * 2 / 10);
+  const SafeTensors r = read_safetensors(dir / "cache.safetensors.gz");
+  EXPECT_TRUE(torch::equal(r.at("probs"), tensors["probs"]));
+  EXPECT_TRUE(torch::equal(r.at("idx"), tensors["idx"]));
+  EXPECT_EQ(r.metadata.at("k"), "v");
+}
+
+TEST(SafeTensorsErrors, TruncatedGzipIsRejected) {
+  test::TempDir dir;
+  write_safetensors(dir / "c.safetensors.gz", {{"w", torch::randn({1000})}});
+  fs::resize_file(dir / "c.safetensors.gz", fs::file_size(dir / "c.safetensors.gz") / 2);
+  const auto msg = read_error(dir / "c.safetensors.gz");
+  EXPECT_NE(msg.find("c.safetensors.gz"), std::string::npos) << msg;
+  EXPECT_THROW(read_safetensors(dir / "c.safetensors.gz"), FormatError);
+}
+
+}  // namespace
+}  // namespace teachformer::io
