@@ -235,6 +235,8 @@ EvaluationResult evaluate_folders(const fs::path& ref_dir, const fs::path& pred_
            o.geometry_tolerance_mm);
   for (int l : o.labels)
     TF_CHECK(l >= 1 && l <= 255, InvalidArgument, "evaluate: labels must lie in [1, 255], got ", l);
+  TF_CHECK(o.labels.empty() || o.protocol != Protocol::Picai, InvalidArgument,
+           "evaluate: labels are not used by the picai protocol (reference >= 1 is lesion)");
   TF_CHECK(o.bbox_csv.empty() || o.protocol == Protocol::Hecktor2021, InvalidArgument,
            "evaluate: a bounding-box CSV is only used by the hecktor2021 protocol (protocol is ", to_string(o.protocol),
            ")");

@@ -234,8 +234,9 @@ SurfaceDistances surface_distances_raw(const uint8_t* pred, const uint8_t* ref, 
 
 SurfaceDistances surface_distances(const torch::Tensor& pred, const torch::Tensor& ref, const Vec3& spacing,
                                    SurfaceMethod method) {
-  const torch::Tensor p = detail::as_label_tensor(pred, "surface_distances: prediction");
-  const torch::Tensor r = detail::as_label_tensor(ref, "surface_distances: reference");
+  TF_CHECK(pred.defined() && ref.defined(), InvalidArgument, "surface_distances: undefined mask");
+  const torch::Tensor p = detail::as_label_tensor(pred.ne(0), "surface_distances: prediction");
+  const torch::Tensor r = detail::as_label_tensor(ref.ne(0), "surface_distances: reference");
   TF_CHECK(p.sizes() == r.sizes(), InvalidArgument, "surface_distances: prediction shape ", p.sizes().vec(),
            " differs from reference shape ", r.sizes().vec());
   for (int a = 0; a < 3; ++a)

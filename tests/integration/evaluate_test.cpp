@@ -1,6 +1,7 @@
 // `teachformer evaluate` end to end on volumes written at test time: outputs, printed table, error lines.
 #include <gtest/gtest.h>
 
+#include "teachformer/core/fs.hpp"
 #include "teachformer/core/json.hpp"
 #include "teachformer/io/image_io.hpp"
 #include "test_support.hpp"

@@ -50,7 +50,7 @@ struct EvaluateOptions {
   Protocol protocol = Protocol::Generic;
   /// Labels to evaluate (1..255). Empty: generic = every label found in any reference or prediction;
   /// hecktor2021 = every non-zero voxel as one foreground (reported as label 1); hecktor2022 = {1, 2};
-  /// picai: ignored (reference >= 1 is lesion).
+  /// picai: must stay empty (reference >= 1 is lesion).
   std::vector<int> labels;
   /// hecktor2021: bounding-box CSV; empty = evaluate the whole image (logged as a warning).
   std::filesystem::path bbox_csv;
