@@ -340,11 +340,28 @@ SegOutput TeachFormerSImpl::forward(const torch::Tensor& input, const TapRequest
   }
   if (request.features) taps.set(kDecoderFine, x);
 
-  // Output block at full resolution: learned x2 upsampling, then a 1^3 conv over [features, raw input] computed as
-  // two convolutions (no concatenated copy at full resolution).
-  torch::Tensor feat = leaky(conv_transpose3d_k2s2(x, head_up->weight, head_up->bias), options_.negative_slope());
-  const int64_t hc = options_.head_channels();
-  torch::Tensor logits = detail::conv3d(feat, head->weight.narrow(1, 0, hc), head->bias, {1, 1, 1}, {0, 0, 0});
+  // Output block at full resolution: learned x2 upsampling (k2 s2), leaky ReLU, then a 1^3 conv over
+  // [features, raw input]. The upsampling and the 1^3 conv both act per sub-voxel, so they run in "phase space"
+  // ([B, C, 8 phases, d h w], two matrix products) and only the out_channels logits are interleaved to full
+  // resolution: the head_channels features never exist as a full-resolution tensor.
+  const int64_t hc = options_.head_channels(), c0 = x.size(1), oc = options_.out_channels();
+  const int64_t n = x.size(2) * x.size(3) * x.size(4);
+  const torch::Tensor up_w = head_up->weight.reshape({c0, hc * 8}).t();  // [(c, kd, kh, kw), c0]
+  const torch::Tensor up_b = head_up->bias.repeat_interleave(8).unsqueeze(1);
+  const torch::Tensor head_w = head->weight.narrow(1, 0, hc).reshape({oc, hc});
+  const torch::Tensor head_b = head->bias.unsqueeze(1);
+  const torch::Tensor xf = x.reshape({b, c0, n});
+  std::vector<torch::Tensor> per_sample;
+  for (int64_t s = 0; s < b; ++s) {
+    torch::Tensor feat = leaky(torch::addmm(up_b, up_w, xf[s]), options_.negative_slope());  // [hc * 8, n]
+    per_sample.push_back(torch::addmm(head_b, head_w, feat.view({hc, 8 * n})));               // [oc, 8 n]
+  }
+  nn::count_macs("conv_transpose", nn::conv_transpose_macs(head_up->weight, x));
+  nn::count_macs("conv", b * oc * 8 * n * hc);
+  torch::Tensor logits = (b == 1 ? per_sample[0].unsqueeze(0) : torch::stack(per_sample))
+                             .view({b, oc, 2, 2, 2, x.size(2), x.size(3), x.size(4)})
+                             .permute({0, 1, 5, 2, 6, 3, 7, 4})
+                             .reshape({b, oc, 2 * x.size(2), 2 * x.size(3), 2 * x.size(4)});
   if (options_.input_skip()) {
     torch::Tensor from_input =
         detail::conv3d(input, head->weight.narrow(1, hc, options_.in_channels()), {}, {1, 1, 1}, {0, 0, 0});
