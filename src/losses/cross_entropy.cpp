@@ -20,14 +20,14 @@ void to_json(nlohmann::json& j, const CrossEntropyLossOptions& options) {
 }
 
 torch::Tensor softmax_cross_entropy(const torch::Tensor& logits, const torch::Tensor& target,
-                                 const CrossEntropyLossOptions& options) {
+                                    const CrossEntropyLossOptions& options) {
   const std::string context = "cross-entropy loss";
   detail::check_class_weights(options.class_weights(), "class_weights", context);
   const auto indices = class_indices(logits, target, context);
   torch::Tensor weight;
   if (!options.class_weights().empty())
-    weight = detail::class_weight_tensor(options.class_weights(), logits.size(1), logits.device(), "class_weights",
-                                         context);
+    weight =
+        detail::class_weight_tensor(options.class_weights(), logits.size(1), logits.device(), "class_weights", context);
   // ignore_index is left at PyTorch's -100, which class_indices() guarantees never occurs: every voxel counts.
   return at::cross_entropy_loss(logits.to(torch::kFloat), indices, weight, at::Reduction::Mean);
 }

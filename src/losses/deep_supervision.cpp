@@ -49,13 +49,12 @@ torch::Tensor downsample_labels(const torch::Tensor& target, const std::vector<i
     const int64_t n = target.size(dim);
     const int64_t m = spatial_size[k];
     TF_CHECK(m >= 1 && m <= n, InvalidArgument, "downsample_labels: output size ", spatial_size,
-             " must be >= 1 and not larger than the target's spatial size ",
-             target.sizes().slice(first).vec(), " (dim ", k, ")");
+             " must be >= 1 and not larger than the target's spatial size ", target.sizes().slice(first).vec(),
+             " (dim ", k, ")");
     if (m == n) continue;
     // floor(j * n / m) in integer arithmetic: exact for any ratio, PyTorch's legacy "nearest" rule.
-    auto index = torch::arange(m, torch::TensorOptions().dtype(torch::kLong).device(target.device()))
-                     .mul_(n)
-                     .div_(m, "floor");
+    auto index =
+        torch::arange(m, torch::TensorOptions().dtype(torch::kLong).device(target.device())).mul_(n).div_(m, "floor");
     out = out.index_select(dim, index);
   }
   return out;
@@ -76,8 +75,8 @@ LossBreakdown DeepSupervisionLoss::compute(const std::vector<torch::Tensor>& out
   for (size_t i = 0; i < outputs.size(); ++i) {
     const auto& logits = outputs[i];
     TF_CHECK(logits.defined() && logits.dim() == target.dim(), InvalidArgument, "deep supervision: output ", i,
-             " has shape ", logits.defined() ? logits.sizes().vec() : std::vector<int64_t>{},
-             " but the target is ", target.sizes().vec(), " (expected [B, C, spatial...] for every output)");
+             " has shape ", logits.defined() ? logits.sizes().vec() : std::vector<int64_t>{}, " but the target is ",
+             target.sizes().vec(), " (expected [B, C, spatial...] for every output)");
     const auto spatial = logits.sizes().slice(2).vec();
     const auto level_target = downsample_labels(target, spatial);
     if (weights[i] == 0.0) {

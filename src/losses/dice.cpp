@@ -38,9 +38,9 @@ void to_json(nlohmann::json& j, const DiceLossOptions& options) {
 
 torch::Tensor soft_dice_coefficients(const torch::Tensor& probabilities, const torch::Tensor& one_hot_target,
                                      const DiceLossOptions& options) {
-  TF_CHECK(probabilities.sizes() == one_hot_target.sizes(), InvalidArgument,
-           "soft Dice: probabilities ", probabilities.sizes().vec(), " and one-hot target ",
-           one_hot_target.sizes().vec(), " must have the same shape");
+  TF_CHECK(probabilities.sizes() == one_hot_target.sizes(), InvalidArgument, "soft Dice: probabilities ",
+           probabilities.sizes().vec(), " and one-hot target ", one_hot_target.sizes().vec(),
+           " must have the same shape");
   TF_CHECK(probabilities.dim() >= 3, InvalidArgument, "soft Dice: expected [B, C, spatial...], got ",
            probabilities.sizes().vec());
   std::vector<int64_t> dims;

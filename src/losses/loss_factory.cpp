@@ -11,8 +11,7 @@ namespace teachformer::losses {
 std::vector<std::string> loss_types() { return {"ce", "dice", "dice_ce", "focal"}; }
 
 std::shared_ptr<SegmentationLoss> make_loss(const nlohmann::json& config) {
-  TF_CHECK(config.is_object(), ConfigError, "loss config: expected a JSON object {\"type\": ...}, got ",
-           config.dump());
+  TF_CHECK(config.is_object(), ConfigError, "loss config: expected a JSON object {\"type\": ...}, got ", config.dump());
   TF_CHECK(config.contains("type") && config["type"].is_string(), ConfigError,
            "loss config: required string key 'type' is missing; valid types are ", loss_types());
   const std::string type = config["type"].get<std::string>();

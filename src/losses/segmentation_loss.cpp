@@ -24,10 +24,9 @@ torch::Tensor class_indices(const torch::Tensor& logits, const torch::Tensor& ta
   TF_CHECK(classes >= 2, InvalidArgument, context,
            ": logits need C >= 2 channels (background + classes) for a softmax, got C = ", classes);
   const auto st = target.scalar_type();
-  TF_CHECK(st == torch::kUInt8 || st == torch::kInt64 || st == torch::kInt32 || st == torch::kInt16 ||
-               st == torch::kInt8,
-           InvalidArgument, context, ": target must be an integer label map (uint8 or int64), got ",
-           c10::toString(st));
+  TF_CHECK(
+      st == torch::kUInt8 || st == torch::kInt64 || st == torch::kInt32 || st == torch::kInt16 || st == torch::kInt8,
+      InvalidArgument, context, ": target must be an integer label map (uint8 or int64), got ", c10::toString(st));
   torch::Tensor labels = target;
   if (labels.dim() == logits.dim()) {
     TF_CHECK(labels.size(1) == 1, InvalidArgument, context, ": target must be a label map [B, 1, spatial...], got ",

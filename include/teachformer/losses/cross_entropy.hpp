@@ -24,15 +24,18 @@ void to_json(nlohmann::json& j, const CrossEntropyLossOptions& options);
 
 /// Cross-entropy (scalar, float32) of logits [B, C, ...] against a label map [B, 1, ...].
 torch::Tensor softmax_cross_entropy(const torch::Tensor& logits, const torch::Tensor& target,
-                                 const CrossEntropyLossOptions& options = {});
+                                    const CrossEntropyLossOptions& options = {});
 
 /// Cross-entropy as a SegmentationLoss; one term "ce".
 class CrossEntropyLoss : public SegmentationLoss {
  public:
   /// Throws InvalidArgument for invalid options.
   explicit CrossEntropyLoss(CrossEntropyLossOptions options = {});
+  /// Loss (float32 scalar) of logits [B, C, ...] against a label map [B, 1, ...]; term(s) "ce".
   LossBreakdown compute(const torch::Tensor& logits, const torch::Tensor& target) const override;
+  /// Type name for make_loss().
   std::string name() const override { return "ce"; }
+  /// {"type": name(), ...options}.
   nlohmann::json config() const override;
   /// The options in use.
   const CrossEntropyLossOptions& options() const { return options_; }

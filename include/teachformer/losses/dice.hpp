@@ -40,8 +40,11 @@ class DiceLoss : public SegmentationLoss {
  public:
   /// Throws InvalidArgument for invalid options.
   explicit DiceLoss(DiceLossOptions options = {});
+  /// Loss (float32 scalar) of logits [B, C, ...] against a label map [B, 1, ...]; term(s) "dice".
   LossBreakdown compute(const torch::Tensor& logits, const torch::Tensor& target) const override;
+  /// Type name for make_loss().
   std::string name() const override { return "dice"; }
+  /// {"type": name(), ...options}.
   nlohmann::json config() const override;
   /// The options in use.
   const DiceLossOptions& options() const { return options_; }

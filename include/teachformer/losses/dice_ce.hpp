@@ -29,8 +29,11 @@ class DiceCELoss : public SegmentationLoss {
  public:
   /// Throws InvalidArgument for invalid options.
   explicit DiceCELoss(DiceCELossOptions options = {});
+  /// Loss (float32 scalar) of logits [B, C, ...] against a label map [B, 1, ...]; term(s) "dice" and "ce" (unweighted).
   LossBreakdown compute(const torch::Tensor& logits, const torch::Tensor& target) const override;
+  /// Type name for make_loss().
   std::string name() const override { return "dice_ce"; }
+  /// {"type": name(), ...options}.
   nlohmann::json config() const override;
   /// The options in use.
   const DiceCELossOptions& options() const { return options_; }

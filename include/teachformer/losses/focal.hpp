@@ -29,15 +29,19 @@ void from_json(const nlohmann::json& j, FocalLossOptions& options);
 void to_json(nlohmann::json& j, const FocalLossOptions& options);
 
 /// Focal loss (scalar, float32) of logits [B, C, ...] against a label map [B, 1, ...].
-torch::Tensor focal_loss(const torch::Tensor& logits, const torch::Tensor& target, const FocalLossOptions& options = {});
+torch::Tensor focal_loss(const torch::Tensor& logits, const torch::Tensor& target,
+                         const FocalLossOptions& options = {});
 
 /// Focal loss as a SegmentationLoss; one term "focal".
 class FocalLoss : public SegmentationLoss {
  public:
   /// Throws InvalidArgument for invalid options.
   explicit FocalLoss(FocalLossOptions options = {});
+  /// Loss (float32 scalar) of logits [B, C, ...] against a label map [B, 1, ...]; term(s) "focal".
   LossBreakdown compute(const torch::Tensor& logits, const torch::Tensor& target) const override;
+  /// Type name for make_loss().
   std::string name() const override { return "focal"; }
+  /// {"type": name(), ...options}.
   nlohmann::json config() const override;
   /// The options in use.
   const FocalLossOptions& options() const { return options_; }

@@ -1,8 +1,8 @@
-#include "losses/detail/checks.hpp"
-
 #include <cmath>
 
 #include <torch/torch.h>
+
+#include "losses/detail/checks.hpp"
 
 namespace teachformer::losses::detail {
 

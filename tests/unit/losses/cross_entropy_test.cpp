@@ -25,8 +25,8 @@ TEST(CrossEntropyLoss, MatchesHandComputedValue) {
 TEST(CrossEntropyLoss, ClassWeightsGiveWeightedMean) {
   // labels 1, 1, 0, 1 with weights w = (2, 1) -> voxel weights 1, 1, 2, 1; -log p_true = ln(4/3) x3, ln 4.
   const double expected = (std::log(4.0 / 3.0) * (1 + 1 + 2) + std::log(4.0) * 1) / (1 + 1 + 2 + 1);
-  const auto loss = softmax_cross_entropy(quarter_logits(), quarter_labels(),
-                                       CrossEntropyLossOptions().class_weights({2.0, 1.0}));
+  const auto loss =
+      softmax_cross_entropy(quarter_logits(), quarter_labels(), CrossEntropyLossOptions().class_weights({2.0, 1.0}));
   EXPECT_NEAR(loss.item<double>(), expected, 1e-6);
 }
 

@@ -35,9 +35,9 @@ TEST(DeepSupervision, DownsampleLabelsPicksNearestByIntegerRule) {
   const auto d = downsample_labels(u, {2, 3, 4});
   EXPECT_EQ(d.scalar_type(), torch::kUInt8);
   EXPECT_EQ(d.sizes().vec(), (std::vector<int64_t>{2, 1, 2, 3, 4}));
-  EXPECT_TRUE(torch::equal(d, u.index({torch::indexing::Slice(), torch::indexing::Slice(),
-                                       torch::indexing::Slice(0, 4, 2), torch::indexing::Slice(0, 6, 2),
-                                       torch::indexing::Slice(0, 8, 2)})));
+  EXPECT_TRUE(
+      torch::equal(d, u.index({torch::indexing::Slice(), torch::indexing::Slice(), torch::indexing::Slice(0, 4, 2),
+                               torch::indexing::Slice(0, 6, 2), torch::indexing::Slice(0, 8, 2)})));
   EXPECT_TRUE(downsample_labels(u, {4, 6, 8}).is_same(u));
   EXPECT_THROW(downsample_labels(u, {8, 6, 8}), InvalidArgument);
 }

@@ -43,8 +43,8 @@ TEST(DiceLoss, MatchesLoopReferenceForEveryOptionCombination) {
   for (bool bg : {false, true})
     for (bool batch : {false, true}) {
       const auto opts = DiceLossOptions().include_background(bg).batch_dice(batch).smooth_nr(1e-3).smooth_dr(2e-3);
-      EXPECT_NEAR(dice_loss(logits, labels, opts).item<double>(),
-                  test::reference_dice(plain, bg, batch, 1e-3, 2e-3), 1e-5)
+      EXPECT_NEAR(dice_loss(logits, labels, opts).item<double>(), test::reference_dice(plain, bg, batch, 1e-3, 2e-3),
+                  1e-5)
           << "include_background " << bg << " batch_dice " << batch;
     }
 }

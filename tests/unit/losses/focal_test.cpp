@@ -27,10 +27,10 @@ TEST(FocalLoss, HDenseFormerVariantMatchesHandComputedSum) {
 
 TEST(FocalLoss, AlphaWeightsTheTrueClass) {
   // alpha (0.25, 0.75): voxels of class 1 weigh 0.75, the class-0 voxel 0.25.
-  const double expected = 0.75 * 2 * std::log(4.0 / 3.0) * 0.0625 + 0.25 * std::log(4.0 / 3.0) * 0.0625 +
-                          0.75 * std::log(4.0) * 0.5625;
-  const auto loss = focal_loss(quarter_logits(), quarter_labels(),
-                               FocalLossOptions().alpha({0.25, 0.75}).reduction(Reduction::Sum));
+  const double expected =
+      0.75 * 2 * std::log(4.0 / 3.0) * 0.0625 + 0.25 * std::log(4.0 / 3.0) * 0.0625 + 0.75 * std::log(4.0) * 0.5625;
+  const auto loss =
+      focal_loss(quarter_logits(), quarter_labels(), FocalLossOptions().alpha({0.25, 0.75}).reduction(Reduction::Sum));
   EXPECT_NEAR(loss.item<double>(), expected, 1e-6);
 }
 
@@ -61,8 +61,8 @@ TEST(FocalLoss, GammaZeroEqualsCrossEntropyMean) {
 TEST(FocalLoss, PerfectPredictionGivesZeroAndGradientsStayFinite) {
   auto labels = torch::zeros({1, 1, 2, 2, 2}, torch::kLong);
   labels.view(-1)[3] = 1;
-  auto logits = (torch::one_hot(labels.squeeze(1), 2).permute({0, 4, 1, 2, 3}).to(torch::kFloat) * 40.0)
-                    .set_requires_grad(true);
+  auto logits =
+      (torch::one_hot(labels.squeeze(1), 2).permute({0, 4, 1, 2, 3}).to(torch::kFloat) * 40.0).set_requires_grad(true);
   const auto loss = focal_loss(logits, labels, FocalLossOptions().reduction(Reduction::Sum));
   EXPECT_LT(loss.item<double>(), 1e-12);
   loss.backward();
