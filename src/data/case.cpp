@@ -45,6 +45,11 @@ LoadedCase Case::load() const {
       out.channels.push_back(std::move(v));
     }
   }
+  // MHA/NRRD keep NaN/Inf (the NIfTI reader zeroes them): refuse them here rather than let resampling spread them.
+  for (size_t c = 0; c < out.channels.size(); ++c)
+    TF_CHECK(out.channels[c].data.isfinite().all().item<bool>(), DatasetError, "'",
+             channel_files[multichannel_file() ? 0 : c].string(), "': channel '", channel_names[c],
+             "' has NaN or Inf voxels (hint: teachformer verify counts them)");
   if (label_file) {
     io::Volume label = io::read_label(*label_file);
     if (binarize_label) label.data = label.data.ge(1).to(torch::kUInt8);

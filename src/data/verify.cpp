@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "data/detail/parallel.hpp"
+#include "data/detail/nifti_scan.hpp"
 #include "data/detail/scan.hpp"
 #include "teachformer/core/error.hpp"
 #include "teachformer/io/image_io.hpp"
@@ -17,17 +18,18 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// "+ 0.0" turns -0 into 0 so that printed directions read as they are meant.
 std::string fmt(const Vec3& v) {
   std::ostringstream os;
   os.precision(8);
-  os << '[' << v[0] << ", " << v[1] << ", " << v[2] << ']';
+  os << '[' << v[0] + 0.0 << ", " << v[1] + 0.0 << ", " << v[2] + 0.0 << ']';
   return os.str();
 }
 std::string fmt_dir(const Mat3& m) {
   std::ostringstream os;
   os.precision(6);
   os << '[';
-  for (int i = 0; i < 9; ++i) os << (i ? ", " : "") << m[size_t(i)];
+  for (int i = 0; i < 9; ++i) os << (i ? ", " : "") << m[size_t(i)] + 0.0;
   os << ']';
   return os.str();
 }
@@ -165,11 +167,16 @@ struct CaseChecker {
     if (!opt.check_voxels) return;
     // Voxels.
     try {
-      std::vector<fs::path> unique_files = c.channel_files;
-      for (const auto& f : unique_files) {
-        const io::Volume v = io::read_image(f);
-        const int64_t nan = v.data.isnan().sum().item<int64_t>();
-        const int64_t inf = v.data.isinf().sum().item<int64_t>();
+      for (const auto& f : c.channel_files) {
+        int64_t nan = 0, inf = 0;
+        if (const auto raw = detail::count_nonfinite_nifti(f)) {
+          nan = raw->nan;
+          inf = raw->inf;
+        } else {
+          const io::Volume v = io::read_image(f);
+          nan = v.data.isnan().sum().item<int64_t>();
+          inf = v.data.isinf().sum().item<int64_t>();
+        }
         if (nan || inf)
           add(Severity::Error, f, "image has " + std::to_string(nan) + " NaN and " + std::to_string(inf) + " Inf voxel(s)",
               "replace them (e.g. by the minimum intensity) before training");
@@ -179,8 +186,9 @@ struct CaseChecker {
     }
     if (c.label_file) {
       try {
+        const auto raw = detail::count_nonfinite_nifti(*c.label_file);
         const io::Volume v = io::read_image(*c.label_file);
-        const auto finite = v.data.isfinite().all().item<bool>();
+        const auto finite = v.data.isfinite().all().item<bool>() && (!raw || (raw->nan == 0 && raw->inf == 0));
         if (!finite) {
           add(Severity::Error, *c.label_file, "label has NaN or Inf voxels");
           return;

@@ -308,18 +308,27 @@ Phantom make_petct(const SynthOptions& options, int index, const CaseName& name)
   }
   transforms::BoundingBox box{{box_centre[0] - half, box_centre[1] - half, box_centre[2] - half},
                               {box_centre[0] + half, box_centre[1] + half, box_centre[2] + half}};
-  const Vec3 tr{rng.uniform(6, 11), rng.uniform(6, 11), rng.uniform(7, 12)};
+  // Lesion sizes follow the anatomy in phantoms smaller than the default (tiny test volumes).
+  const double st = std::min(1.0, s);
+  const Vec3 tr{st * rng.uniform(6, 11), st * rng.uniform(6, 11), st * rng.uniform(7, 12)};
+  const Vec3 body_c{shapes[0].centre[0], shapes[0].centre[1], 0.0};
+  // Inside the body (by `margin` mm) and clear of the airway and the spine (by `margin` mm).
+  auto in_soft_tissue = [&](const Vec3& p, double margin) {
+    const double ax = bx - margin, ay = by - margin;
+    if (ax <= 0 || ay <= 0) return false;
+    const double ex = (p[0] - body_c[0]) / ax, ey = (p[1] - body_c[1]) / ay;
+    return ex * ex + ey * ey <= 1.0 && std::hypot(p[0] - c0[0], p[1] - (c0[1] - 8 * s)) > 6 * s + margin &&
+           std::hypot(p[0] - c0[0], p[1] - (c0[1] + 24 * s)) > 7 * s + margin;
+  };
   const double max_r = std::max({tr[0], tr[1], tr[2]}) * 1.25;
-  // Inside the bbox, and beside (not on) the airway and the spine, as a primary tumour of the oropharynx.
+  // Inside the bbox and in soft tissue, beside (not on) the airway and the spine, as an oropharyngeal tumour.
   Vec3 tc;
-  for (int attempt = 0; attempt < 50; ++attempt) {
+  for (int attempt = 0; attempt < 200; ++attempt) {
     for (int a = 0; a < 3; ++a) {
       const double delta = std::max(0.0, half - max_r - 2.0);
       tc[a] = box_centre[a] + rng.uniform(-delta, delta);
     }
-    const double to_airway = std::hypot(tc[0] - c0[0], tc[1] - (c0[1] - 8 * s));
-    const double to_spine = std::hypot(tc[0] - c0[0], tc[1] - (c0[1] + 24 * s));
-    if (to_airway > 6 * s + max_r && to_spine > 7 * s + max_r) break;
+    if (in_soft_tissue(tc, max_r + 1.0)) break;
   }
   Shape tumour = ellipsoid(tc, tr, {rng.uniform(85, 105), rng.uniform(7, 14)}, "tumour", 1);
   tumour.angle_z = rng.uniform(0, M_PI);
@@ -338,10 +347,12 @@ Phantom make_petct(const SynthOptions& options, int index, const CaseName& name)
   const int masses = 1 + int(rng.below(2));
   for (int m = 0; m < masses; ++m) {
     // In the neck (below the brain), away from the tumour.
-    for (int attempt = 0; attempt < 60; ++attempt) {
-      const double r = rng.uniform(4, 8);
-      const Vec3 mc = at(rng.uniform(-0.7, 0.7) * bx, rng.uniform(-0.7, 0.4) * by, rng.uniform(-0.45, 0.05) * fov[2]);
-      if (dist(mc, tc) < max_r + r + 3.0 || mc[2] - c0[2] + 1.3 * r > brain_bottom - 1.0) continue;
+    for (int attempt = 0; attempt < 100; ++attempt) {
+      const double r = st * rng.uniform(4, 8);
+      const Vec3 mc = at(rng.uniform(-0.8, 0.8) * bx, rng.uniform(-0.8, 0.5) * by, rng.uniform(-0.45, 0.05) * fov[2]);
+      if (dist(mc, tc) < max_r + 1.3 * r + 3.0 || mc[2] - c0[2] + 1.3 * r > brain_bottom - 1.0 ||
+          !in_soft_tissue(mc, 1.3 * r + 1.0))
+        continue;
       Shape mass = ellipsoid(mc, {r, r * rng.uniform(0.8, 1.2), r * rng.uniform(0.9, 1.3)}, {rng.uniform(90, 110), kNaN}, "ct_only");
       mass.bumps = random_bumps(rng, 2, 0.05);
       shapes.push_back(mass);
@@ -419,34 +430,51 @@ Phantom make_mri(const SynthOptions& options, int index, const CaseName& name) {
     }
     return peripheral ? Vec3{pc[0], pc[1] + 0.75 * pr[1], pc[2]} : tzc;
   };
-  // Mimics: BPH nodules dark on T2W only (TZ), inflammation dark on ADC only (PZ).
+  // csPCa lesions (about half the cases are negative), then mimics that fool one sequence each: BPH nodules
+  // dark on T2W only (TZ) and inflammation dark on ADC only (PZ), kept apart from the lesions and each other.
+  struct Placed {
+    Vec3 centre;
+    double radius;
+  };
+  std::vector<Placed> placed;
+  auto free_spot = [&](bool peripheral, double r) {
+    Vec3 q = zone_point(peripheral);
+    for (int attempt = 0; attempt < 40; ++attempt) {
+      bool clear = true;
+      for (const auto& o : placed) clear = clear && dist(q, o.centre) > o.radius + r + 2.0;
+      if (clear) break;
+      q = zone_point(peripheral);
+    }
+    placed.push_back({q, r});
+    return q;
+  };
+  const double sm = std::min(1.0, s);  // lesion sizes follow the anatomy in small phantoms
+  std::vector<Shape> lesion_shapes;
+  const bool positive = !rng.bernoulli(0.5);
+  const int lesions = positive ? 1 + int(rng.bernoulli(0.3)) : 0;
+  for (int l = 0; l < lesions; ++l) {
+    const double r = sm * rng.uniform(3.5, 7);
+    const Vec3 radii{r, r * rng.uniform(0.8, 1.2), std::max(3.5, r * rng.uniform(0.9, 1.3))};
+    const Vec3 lc = free_spot(rng.bernoulli(0.7), 1.25 * std::max({radii[0], radii[1], radii[2]}));
+    const int isup = 2 + int(rng.below(4));
+    Shape lesion = ellipsoid(lc, radii, {rng.uniform(150, 190), rng.uniform(650, 800), rng.uniform(45, 65)}, "lesion", isup);
+    lesion.bumps = random_bumps(rng, 3, 0.08);
+    lesion_shapes.push_back(lesion);
+  }
   const int bph = 1 + int(rng.below(2));
   for (int m = 0; m < bph; ++m) {
-    const double r = rng.uniform(3, 6);
-    Shape nodule = ellipsoid(zone_point(false), {r, r * rng.uniform(0.8, 1.2), std::max(4.0, r)}, {190.0, kNaN, kNaN}, "t2w_only");
+    const double r = sm * rng.uniform(3, 6);
+    const Vec3 radii{r, r * rng.uniform(0.8, 1.2), std::max(3.5, r)};
+    Shape nodule = ellipsoid(free_spot(false, 1.1 * std::max({radii[0], radii[1], radii[2]})), radii, {190.0, kNaN, kNaN}, "t2w_only");
     nodule.bumps = random_bumps(rng, 2, 0.05);
     shapes.push_back(nodule);
   }
   if (rng.bernoulli(0.7)) {
-    const double r = rng.uniform(3, 6);
-    shapes.push_back(ellipsoid(zone_point(true), {r * 1.3, r, std::max(4.0, r)}, {kNaN, 900.0, kNaN}, "adc_only"));
+    const double r = sm * rng.uniform(3, 5);
+    const Vec3 radii{r * 1.2, r, std::max(3.5, r)};
+    shapes.push_back(ellipsoid(free_spot(true, std::max({radii[0], radii[1], radii[2]})), radii, {kNaN, 900.0, kNaN}, "adc_only"));
   }
-  // csPCa lesions: about half the cases are negative.
-  const bool positive = !rng.bernoulli(0.5);
-  const int lesions = positive ? 1 + int(rng.bernoulli(0.3)) : 0;
-  std::vector<Vec3> placed;
-  for (int l = 0; l < lesions; ++l) {
-    Vec3 lc = zone_point(rng.bernoulli(0.7));
-    for (int attempt = 0; attempt < 20 && !placed.empty() && dist(lc, placed.front()) < 16.0; ++attempt)
-      lc = zone_point(true);
-    placed.push_back(lc);
-    const double r = rng.uniform(3.5, 7);
-    const int isup = 2 + int(rng.below(4));
-    Shape lesion = ellipsoid(lc, {r, r * rng.uniform(0.8, 1.2), std::max(4.5, r * rng.uniform(0.9, 1.3))},
-                             {rng.uniform(150, 190), rng.uniform(650, 800), rng.uniform(45, 65)}, "lesion", isup);
-    lesion.bumps = random_bumps(rng, 3, 0.08);
-    shapes.push_back(lesion);
-  }
+  for (auto& l : lesion_shapes) shapes.push_back(std::move(l));
 
   Phantom p;
   p.id = name.id;
