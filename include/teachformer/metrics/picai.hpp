@@ -128,14 +128,21 @@ struct DetectionMetrics {
   int64_t num_cases = 0;
   /// Number of reference lesions.
   int64_t num_lesions = 0;
-  /// Precision-recall curve as sklearn's precision_recall_curve (ascending thresholds, then the (1, 0) end point),
-  /// with precision set to 0 at threshold 0 (missed lesions).
-  std::vector<double> precision, recall;
-  /// Case-level ROC curve (sklearn's roc_curve with drop_intermediate).
-  std::vector<double> case_fpr, case_tpr;
-  /// FROC curve: lesion thresholds (descending unique confidences), sensitivity and false positives per case at
-  /// each; the last point is extended to +inf false positives (as picai_eval).
-  std::vector<double> thresholds, sensitivity, fp_per_case;
+  /// Lesion-level precision as sklearn's precision_recall_curve (ascending thresholds, then the end point 1),
+  /// set to 0 at threshold 0 (the entries of missed lesions).
+  std::vector<double> precision;
+  /// Lesion-level recall matching `precision` (descending, ending with 0).
+  std::vector<double> recall;
+  /// Case-level false positive rate of the ROC curve (sklearn's roc_curve with drop_intermediate).
+  std::vector<double> case_fpr;
+  /// Case-level true positive rate matching `case_fpr`.
+  std::vector<double> case_tpr;
+  /// FROC thresholds: the distinct lesion confidences, descending (thinned as picai_eval above 10,000).
+  std::vector<double> thresholds;
+  /// FROC sensitivity (detected lesions / all lesions) at each threshold; NaN without lesions.
+  std::vector<double> sensitivity;
+  /// FROC false positives per case at each threshold; the last is +inf (picai_eval extends the curve).
+  std::vector<double> fp_per_case;
 };
 
 /// Computes the metrics of the cases (ordered by case id, as picai_eval sorts them).

@@ -65,7 +65,16 @@ MetricRow generic_row(const BinaryMetrics& m, bool surface = true);
 
 /// Per-label counts of missing and empty cases.
 struct EmptyCounts {
-  int64_t cases = 0, missing = 0, pred_empty = 0, ref_empty = 0, both_empty = 0;
+  /// Cases reporting the label.
+  int64_t cases = 0;
+  /// Cases without a prediction file.
+  int64_t missing = 0;
+  /// Cases whose prediction is empty and reference is not (missing cases included).
+  int64_t pred_empty = 0;
+  /// Cases whose reference is empty and prediction is not.
+  int64_t ref_empty = 0;
+  /// Cases where both are empty.
+  int64_t both_empty = 0;
 };
 /// Counts for `label` over `cases`.
 EmptyCounts count_empty(const std::vector<CaseEvaluation>& cases, int label);
