@@ -106,6 +106,10 @@ void register_evaluate(CLI::App& parent) {
       std::fprintf(stderr, "usage error: --labels is not used by --protocol picai (reference >= 1 is lesion)\n");
       ok = false;
     }
+    if (ok && cmd->count("--percentile") > 0 && o.protocol == metrics::Protocol::Picai) {
+      std::fprintf(stderr, "usage error: --percentile is not used by --protocol picai (no surface distances)\n");
+      ok = false;
+    }
     if (ok && cmd->count("--nsd-tolerance") > 0 && o.protocol != metrics::Protocol::Generic &&
         o.protocol != metrics::Protocol::Hecktor2022) {
       std::fprintf(stderr, "usage error: --nsd-tolerance is only used by --protocol generic and hecktor2022\n");
