@@ -112,6 +112,19 @@ void validate(const TeachFormerSOptions& o) {
 // ---------------------------------------------------------------------------------------------------------------
 // Functional pieces
 
+namespace {
+// y [B, (C, kd, kh, kw), d h w] (sub-voxel phases) -> [B, C, 2d, 2h, 2w]. Without grad mode a scatter kernel
+// replaces the 8-dim permute copy (whose innermost run has length 2).
+torch::Tensor detail_interleave(const torch::Tensor& y, int64_t b, int64_t c, int64_t d, int64_t h, int64_t w) {
+  if (torch::GradMode::is_enabled() || y.scalar_type() != torch::kFloat32)
+    return y.reshape({b, c, 2, 2, 2, d, h, w}).permute({0, 1, 5, 2, 6, 3, 7, 4}).reshape({b, c, 2 * d, 2 * h, 2 * w});
+  torch::Tensor out = torch::empty({b, c, 2 * d, 2 * h, 2 * w}, y.options());
+  const torch::Tensor phases = y.reshape({b, c, 8, d, h, w});
+  for (int p = 0; p < 8; ++p) detail::scatter_phase_(out, phases.select(2, p), p >> 2, (p >> 1) & 1, p & 1);
+  return out;
+}
+}  // namespace
+
 torch::Tensor conv_transpose3d_k2s2(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
   TF_CHECK(x.dim() == 5 && weight.dim() == 5 && weight.size(2) == 2 && weight.size(3) == 2 && weight.size(4) == 2 &&
                x.size(1) == weight.size(0),
@@ -129,9 +142,7 @@ torch::Tensor conv_transpose3d_k2s2(const torch::Tensor& x, const torch::Tensor&
     y = torch::matmul(wt, xf);
   }
   nn::count_macs("conv_transpose", nn::conv_transpose_macs(weight, x));
-  return y.view({b, out, 2, 2, 2, d, h, w})
-      .permute({0, 1, 5, 2, 6, 3, 7, 4})
-      .reshape({b, out, 2 * d, 2 * h, 2 * w});
+  return detail_interleave(y, b, out, d, h, w);
 }
 
 namespace {
@@ -358,10 +369,8 @@ SegOutput TeachFormerSImpl::forward(const torch::Tensor& input, const TapRequest
   }
   nn::count_macs("conv_transpose", nn::conv_transpose_macs(head_up->weight, x));
   nn::count_macs("conv", b * oc * 8 * n * hc);
-  torch::Tensor logits = (b == 1 ? per_sample[0].unsqueeze(0) : torch::stack(per_sample))
-                             .view({b, oc, 2, 2, 2, x.size(2), x.size(3), x.size(4)})
-                             .permute({0, 1, 5, 2, 6, 3, 7, 4})
-                             .reshape({b, oc, 2 * x.size(2), 2 * x.size(3), 2 * x.size(4)});
+  torch::Tensor logits = detail_interleave(b == 1 ? per_sample[0].unsqueeze(0) : torch::stack(per_sample), b, oc,
+                                           x.size(2), x.size(3), x.size(4));
   if (options_.input_skip()) {
     torch::Tensor from_input =
         detail::conv3d(input, head->weight.narrow(1, hc, options_.in_channels()), {}, {1, 1, 1}, {0, 0, 0});

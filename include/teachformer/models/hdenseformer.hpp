@@ -89,7 +89,9 @@ namespace hdenseformer {
 class AffineNormImpl : public torch::nn::Cloneable<AffineNormImpl> {
  public:
   /// channels = C.
+  /// channels = C.
   explicit AffineNormImpl(int64_t channels);
+  /// Creates and registers the parameters and children (LibTorch Cloneable contract).
   void reset() override;
   /// Scale [C], initialised to 1.
   torch::Tensor weight;
@@ -105,7 +107,9 @@ TORCH_MODULE(AffineNorm);
 /// state_dict: conv.weight [O, I, 3, 3, 3], norm.weight/bias [O].
 class BasicConv3dImpl : public torch::nn::Cloneable<BasicConv3dImpl> {
  public:
+  /// in_channels -> out_channels; eps of the InstanceNorm.
   BasicConv3dImpl(int64_t in_channels, int64_t out_channels, double eps);
+  /// Creates and registers the parameters and children (LibTorch Cloneable contract).
   void reset() override;
   /// x [B, I, D, H, W] -> [B, O, D, H, W].
   torch::Tensor forward(const torch::Tensor& x);
@@ -122,7 +126,9 @@ TORCH_MODULE(BasicConv3d);
 /// (align_corners false). state_dict: double_conv.0.weight/bias.
 class UpConvImpl : public torch::nn::Cloneable<UpConvImpl> {
  public:
+  /// in_channels -> out_channels; eps of the InstanceNorm.
   UpConvImpl(int64_t in_channels, int64_t out_channels, double eps);
+  /// Creates and registers the parameters and children (LibTorch Cloneable contract).
   void reset() override;
   /// x [B, I, D, H, W] -> [B, O, 2D, 2H, 2W].
   torch::Tensor forward(const torch::Tensor& x);
@@ -140,7 +146,9 @@ TORCH_MODULE(UpConv);
 /// dim_head == dim, as in the reference).
 class DenseAttentionImpl : public torch::nn::Cloneable<DenseAttentionImpl> {
  public:
+  /// dim = token width; heads x dim_head = inner width; dropout after the output projection.
   DenseAttentionImpl(int64_t dim, int64_t heads, int64_t dim_head, double dropout);
+  /// Creates and registers the parameters and children (LibTorch Cloneable contract).
   void reset() override;
   /// x [B, N, dim] -> [B, N, dim]; when `probs` is non-null it receives the softmax [B, heads, N, N].
   torch::Tensor forward(const torch::Tensor& x, torch::Tensor* probs = nullptr);
@@ -159,7 +167,9 @@ TORCH_MODULE(DenseAttention);
 /// Linear(hidden -> out), Dropout].
 class DenseForwardImpl : public torch::nn::Cloneable<DenseForwardImpl> {
  public:
+  /// dim -> hidden -> out; dropout after the GELU and after the second Linear.
   DenseForwardImpl(int64_t dim, int64_t hidden, int64_t out, double dropout);
+  /// Creates and registers the parameters and children (LibTorch Cloneable contract).
   void reset() override;
   /// x [..., dim] -> [..., out].
   torch::Tensor forward(const torch::Tensor& x);
@@ -176,12 +186,16 @@ TORCH_MODULE(DenseForward);
 /// PreNorm(attention): fn(LayerNorm(x)) with fn a DenseAttention; state_dict "norm.*", "fn.*".
 class PreNormAttentionImpl : public torch::nn::Cloneable<PreNormAttentionImpl> {
  public:
+  /// Attention of width dim (see DenseAttentionImpl); eps of the LayerNorm.
   PreNormAttentionImpl(int64_t dim, int64_t heads, int64_t dim_head, double dropout, double eps);
+  /// Creates and registers the parameters and children (LibTorch Cloneable contract).
   void reset() override;
   /// x [B, N, dim] -> [B, N, dim]; `probs` as DenseAttention::forward.
   torch::Tensor forward(const torch::Tensor& x, torch::Tensor* probs = nullptr);
-  torch::nn::LayerNorm norm = nullptr;  ///< LayerNorm(dim, eps)
-  DenseAttention fn = nullptr;          ///< the attention
+  /// LayerNorm(dim, eps).
+  torch::nn::LayerNorm norm = nullptr;
+  /// The attention.
+  DenseAttention fn = nullptr;
 
  private:
   int64_t dim_, heads_, dim_head_;
@@ -193,12 +207,16 @@ TORCH_MODULE(PreNormAttention);
 /// "fn.net.*".
 class PreNormForwardImpl : public torch::nn::Cloneable<PreNormForwardImpl> {
  public:
+  /// Feed-forward dim -> hidden -> dim; eps of the LayerNorm.
   PreNormForwardImpl(int64_t dim, int64_t hidden, double dropout, double eps);
+  /// Creates and registers the parameters and children (LibTorch Cloneable contract).
   void reset() override;
   /// x [B, N, dim] -> [B, N, dim].
   torch::Tensor forward(const torch::Tensor& x);
-  torch::nn::LayerNorm norm = nullptr;  ///< LayerNorm(dim, eps)
-  DenseForward fn = nullptr;            ///< the feed-forward
+  /// LayerNorm(dim, eps).
+  torch::nn::LayerNorm norm = nullptr;
+  /// The feed-forward.
+  DenseForward fn = nullptr;
 
  private:
   int64_t dim_, hidden_;
@@ -212,7 +230,9 @@ TORCH_MODULE(PreNormForward);
 /// No residual around the block. state_dict: layers.{j}.{0,1,2}.*, out_layer.net.{0,3}.*.
 class DCTBlockImpl : public torch::nn::Cloneable<DCTBlockImpl> {
  public:
+  /// dim = token width (4 n_filters); growth_rate, dense_layers, heads, dim_head, mlp_dim, dropout and eps from options.
   explicit DCTBlockImpl(int64_t dim, const HDenseFormerOptions& options);
+  /// Creates and registers the parameters and children (LibTorch Cloneable contract).
   void reset() override;
   /// tokens [B, N, dim] -> [B, N, dim]; when `probs` is non-null it receives each layer's attention [B, h, N, N].
   torch::Tensor forward(const torch::Tensor& tokens, std::vector<torch::Tensor>* probs = nullptr);
@@ -231,7 +251,9 @@ TORCH_MODULE(DCTBlock);
 /// state_dict: patch_embeddings.*, position_embeddings, blocks.{k}.0.*.
 class DenseTransformerPathImpl : public torch::nn::Cloneable<DenseTransformerPathImpl> {
  public:
+  /// dim = token width (4 n_filters); image_size, patch_size, transformer_depth and the block options from options.
   DenseTransformerPathImpl(int64_t dim, const HDenseFormerOptions& options);
+  /// Creates and registers the parameters and children (LibTorch Cloneable contract).
   void reset() override;
   /// What forward() records when asked.
   struct Record {
@@ -274,20 +296,29 @@ TORCH_MODULE(DenseTransformerPath);
 /// Without grad mode (NoGradGuard / InferenceMode) it normalises in place and frees buffers early.
 class HDenseFormerImpl : public SegmentationModelImpl {
  public:
+  /// Builds the model; throws InvalidArgument for invalid options (see validate).
   explicit HDenseFormerImpl(const HDenseFormerOptions& options);
   SegOutput forward(const torch::Tensor& x, const TapRequest& request = {}) override;
   const ModelSpec& spec() const override { return spec_; }
   /// The options the model was built with.
   const HDenseFormerOptions& options() const { return options_; }
 
-  torch::nn::ModuleList attns = nullptr;  ///< one DenseTransformerPath per modality
+  /// One DenseTransformerPath per modality ("attns.{i}").
+  torch::nn::ModuleList attns = nullptr;
+  /// Fusion conv of the concatenated paths (4 nf C -> 8 nf, then x2 to 1/8) and the fused pyramid up1..up3
+  /// (8 nf -> 4 nf @ 1/4, -> 2 nf @ 1/2, -> nf @ 1/1).
   hdenseformer::UpConv deep_conv = nullptr, up1 = nullptr, up2 = nullptr, up3 = nullptr;
+  /// Encoder double convs per level l = 1..4 (widths nf, 2 nf, 4 nf, 8 nf; levels 2-4 after a 2x max pool).
   hdenseformer::BasicConv3d block_1_1_left = nullptr, block_1_2_left = nullptr, block_2_1_left = nullptr,
                             block_2_2_left = nullptr, block_3_1_left = nullptr, block_3_2_left = nullptr,
                             block_4_1_left = nullptr, block_4_2_left = nullptr;
+  /// Decoder upsampling (k3, s2, p1, output_padding 1; weight [in, out, 3, 3, 3]): 8 nf -> 4 nf, 4 nf -> 2 nf,
+  /// 2 nf -> nf. Run by conv_transpose3d_k3s2, not by the module's forward.
   torch::nn::ConvTranspose3d upconv_3 = nullptr, upconv_2 = nullptr, upconv_1 = nullptr;
+  /// Decoder double convs over [upsampled, skip] at 1/4, 1/2 and 1/1.
   hdenseformer::BasicConv3d block_3_1_right = nullptr, block_3_2_right = nullptr, block_2_1_right = nullptr,
                             block_2_2_right = nullptr, block_1_1_right = nullptr, block_1_2_right = nullptr;
+  /// 1^3 output conv (nf -> n_cls) and deep-supervision heads at 1/2 (2 nf), 1/4 (4 nf) and 1/8 (8 nf).
   torch::nn::Conv3d conv1x1 = nullptr, conv1x1_d1 = nullptr, conv1x1_d2 = nullptr, conv1x1_d3 = nullptr;
 
  private:

@@ -92,7 +92,9 @@ namespace teachformer_s {
 /// Affine parameters of an InstanceNorm3d (state_dict "weight", "bias", [C]; no running statistics).
 class InstanceNormAffineImpl : public torch::nn::Cloneable<InstanceNormAffineImpl> {
  public:
+  /// channels = C.
   explicit InstanceNormAffineImpl(int64_t channels);
+  /// Creates and registers the parameters and children (LibTorch Cloneable contract).
   void reset() override;
   torch::Tensor weight;  ///< scale [C], initialised to 1
   torch::Tensor bias;    ///< shift [C], initialised to 0
@@ -109,6 +111,7 @@ class ConvNormActImpl : public torch::nn::Cloneable<ConvNormActImpl> {
   /// kernel k, stride s, padding p; `options` supplies norm, norm_eps and negative_slope.
   ConvNormActImpl(int64_t in_channels, int64_t out_channels, int64_t kernel, int64_t stride, int64_t padding,
                   const TeachFormerSOptions& options);
+  /// Creates and registers the parameters and children (LibTorch Cloneable contract).
   void reset() override;
   /// act(norm(conv(x))): x [B, I, D, H, W] -> [B, O, D', H', W'].
   torch::Tensor forward(const torch::Tensor& x);
@@ -129,11 +132,16 @@ TORCH_MODULE(ConvNormAct);
 /// state_dict: norm1, attn.qkv (bias), attn.proj, norm2, mlp.fc1, mlp.fc2.
 class TransformerBlockImpl : public torch::nn::Cloneable<TransformerBlockImpl> {
  public:
+  /// Token width dim, heads (dividing dim), MLP width, dropout (attention output and MLP), LayerNorm eps.
   TransformerBlockImpl(int64_t dim, int64_t heads, int64_t mlp_dim, double dropout, double eps);
+  /// Creates and registers the parameters and children (LibTorch Cloneable contract).
   void reset() override;
   /// tokens [B, N, dim] -> [B, N, dim]; `probs` (optional) receives the attention [B, heads, N, N].
   torch::Tensor forward(const torch::Tensor& x, torch::Tensor* probs = nullptr);
+  /// Pre-norms of the attention and of the MLP (LayerNorm(dim, eps)).
   torch::nn::LayerNorm norm1 = nullptr, norm2 = nullptr;
+  /// qkv: dim -> 3 dim (bias), [q | k | v] with heads as the outer split of each; proj: dim -> dim;
+  /// fc1: dim -> mlp_dim, fc2: mlp_dim -> dim (GELU between).
   torch::nn::Linear qkv = nullptr, proj = nullptr, fc1 = nullptr, fc2 = nullptr;
 
  private:
@@ -155,6 +163,7 @@ TORCH_MODULE(TransformerBlock);
 ///    [B, N, C]), "decoder{i}" (decoder stage outputs at 1/2^(i+1)).
 class TeachFormerSImpl : public SegmentationModelImpl {
  public:
+  /// Builds the model; throws InvalidArgument for invalid options (see validate).
   explicit TeachFormerSImpl(const TeachFormerSOptions& options);
   SegOutput forward(const torch::Tensor& x, const TapRequest& request = {}) override;
   const ModelSpec& spec() const override { return spec_; }

@@ -2,6 +2,8 @@
 // over (batch x channel) rows with at::parallel_for. Every function here has a differentiable torch
 // equivalent that the models use in grad mode; tests compare the two.
 #pragma once
+#include <array>
+
 #include <torch/nn/modules/conv.h>
 #include <torch/types.h>
 
@@ -27,6 +29,11 @@ torch::Tensor max_pool2(const torch::Tensor& x);
 /// Trilinear x2 upsampling with align_corners = false (as F.interpolate(scale_factor=2, mode='trilinear')):
 /// x [B, C, D, H, W] -> [B, C, 2D, 2H, 2W]. float32.
 torch::Tensor upsample_trilinear2(const torch::Tensor& x);
+
+/// Sub-pixel scatter of one phase: out[b, c, 2z + pd, 2y + ph, 2x + pw] = phase[b, c, z, y, x].
+/// out [B, C, 2D, 2H, 2W] and phase [B, C, D, H, W] need unit stride in the last dim (views such as a channel slice of
+/// a buffer are fine). float32, no autograd.
+void scatter_phase_(torch::Tensor& out, const torch::Tensor& phase, int pd, int ph, int pw);
 
 /// Writes ConvTranspose3d(k3, s2, p1, output_padding 1)(x) into `out` [B, O, 2D, 2H, 2W] (may be a view, e.g.
 /// the first channels of a concatenation buffer) as eight sub-pixel phase convolutions. Differentiable when `out` is
