@@ -152,12 +152,19 @@ PreprocessSummary preprocess_dataset(const Dataset& ds, const fs::path& out_dir,
           const Case& c = cases[size_t(todo[size_t(t)])];
           auto& r = results[size_t(t)];
           try {
-            ResampledCase rc = resample_case(c, plan);
+            using clock = std::chrono::steady_clock;
+            const auto t0 = clock::now();
+            const LoadedCase loaded = c.load();
+            const auto t1 = clock::now();
+            ResampledCase rc = resample_case(c, loaded, plan);
+            const auto t2 = clock::now();
             CaseStats stats = compute_case_stats(c.id, c.patient_id, rc.data.image, rc.data.label);
             stats.original_shape = rc.data.geometry.reference.size;
             stats.original_spacing = rc.data.geometry.reference.geometry.spacing;
             stats.spacing = rc.data.geometry.preprocessed.geometry.spacing;
+            const auto t3 = clock::now();
             const torch::Tensor image = normalize_image(rc.data.image, plan);
+            const auto t4 = clock::now();
             std::map<std::string, torch::Tensor> tensors{{"image", image}};
             if (rc.data.label.defined()) tensors["label"] = rc.data.label;
             std::map<std::string, std::string> meta{{"teachformer", kCaseKind},
@@ -168,6 +175,9 @@ PreprocessSummary preprocess_dataset(const Dataset& ds, const fs::path& out_dir,
                                                     {"geometry", rc.data.geometry.to_json().dump()},
                                                     {"stats", stats.to_json().dump()}};
             io::write_safetensors(case_path(out_dir, c.id), tensors, meta);
+            auto sec = [](clock::time_point a, clock::time_point b) { return std::chrono::duration<double>(b - a).count(); };
+            spdlog::debug("case '{}': read {:.3f} s, resample {:.3f} s, statistics {:.3f} s, normalise {:.3f} s, write {:.3f} s",
+                          c.id, sec(t0, t1), sec(t1, t2), sec(t2, t3), sec(t3, t4), sec(t4, clock::now()));
             r.warnings = std::move(rc.warnings);
             r.ok = true;
           } catch (const std::exception& e) {

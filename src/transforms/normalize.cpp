@@ -193,11 +193,21 @@ torch::Tensor normalize(const torch::Tensor& channel, const Normalization& n) {
       return (x.clamp(n.lower, n.upper) - centre) / half;
     }
     case NormScheme::ZScore: {
-      // Double accumulation: float sums over millions of voxels lose digits.
-      const auto xd = x.to(torch::kDouble);
-      const double mean = xd.mean().item<double>();
-      const double std = xd.numel() > 1 ? xd.std(/*unbiased=*/false).item<double>() : 0.0;
-      return std > 1e-8 ? ((xd - mean) / std).to(torch::kFloat) : (xd - mean).to(torch::kFloat);
+      // Two passes with double accumulation: float sums over millions of voxels lose digits.
+      const auto xc = x.contiguous();
+      const float* p = xc.data_ptr<float>();
+      const int64_t n = xc.numel();
+      double sum = 0.0;
+      for (int64_t i = 0; i < n; ++i) sum += p[i];
+      const double mean = n > 0 ? sum / double(n) : 0.0;
+      double sq = 0.0;
+      for (int64_t i = 0; i < n; ++i) sq += (p[i] - mean) * (p[i] - mean);
+      const double std = n > 1 ? std::sqrt(sq / double(n)) : 0.0;
+      const double scale = std > 1e-8 ? 1.0 / std : 1.0;
+      auto out = torch::empty_like(xc);
+      float* o = out.data_ptr<float>();
+      for (int64_t i = 0; i < n; ++i) o[i] = float((p[i] - mean) * scale);
+      return out;
     }
     case NormScheme::Scale: return ((x.to(torch::kDouble) - n.offset) / n.divisor).to(torch::kFloat);
     case NormScheme::None: return x.clone();

@@ -85,8 +85,9 @@ torch::Tensor resample_nearest(const torch::Tensor& data_in, const IndexMap& map
           for (int64_t c = 0; c < c_n; ++c) dst[c * out_plane + row + i] = fill_value;
           continue;
         }
-        const int64_t ix = int64_t(std::floor(clampd(px, sx) + 0.5)), iy = int64_t(std::floor(clampd(py, sy) + 0.5)),
-                      iz = int64_t(std::floor(clampd(pz, sz) + 0.5));
+        // Clamped coordinates are >= 0, so truncation is floor (and avoids a libm call per voxel).
+        const int64_t ix = int64_t(clampd(px, sx) + 0.5), iy = int64_t(clampd(py, sy) + 0.5),
+                      iz = int64_t(clampd(pz, sz) + 0.5);
         const int64_t off = (std::min(iz, sz - 1) * sy + std::min(iy, sy - 1)) * sx + std::min(ix, sx - 1);
         for (int64_t c = 0; c < c_n; ++c) dst[c * out_plane + row + i] = src[c * in_plane + off];
       }
@@ -117,7 +118,7 @@ torch::Tensor resample_linear(const torch::Tensor& data_in, const IndexMap& map,
       double w[3];
       for (int a = 0; a < 3; ++a) {
         const double q = clampd(p[a], n[a]);
-        lo[a] = std::min<int64_t>(int64_t(std::floor(q)), n[a] - 1);
+        lo[a] = std::min<int64_t>(int64_t(q), n[a] - 1);  // q >= 0: truncation is floor
         hi[a] = std::min<int64_t>(lo[a] + 1, n[a] - 1);
         w[a] = q - double(lo[a]);
       }
@@ -239,7 +240,7 @@ torch::Tensor resample_bspline(const torch::Tensor& data_in, const IndexMap& map
       double w[3][4];
       for (int a = 0; a < 3; ++a) {
         const double q = clampd(p[a], n[a]);
-        const double f = std::floor(q);
+        const double f = double(int64_t(q));  // q >= 0: truncation is floor
         bspline_weights(q - f, w[a]);
         for (int o = 0; o < 4; ++o) idx[a][o] = mirror(int64_t(f) - 1 + o, n[a]);
       }
