@@ -1,6 +1,9 @@
 #include "teachformer/models/teachformer_s.hpp"
 
+#include <algorithm>
 #include <cmath>
+
+#include <ATen/Parallel.h>
 
 #include <torch/torch.h>
 
@@ -152,6 +155,83 @@ bool fast_path() { return !torch::GradMode::is_enabled(); }
 torch::Tensor leaky(torch::Tensor x, double slope) {
   if (fast_path()) return slope == 0.0 ? x.relu_() : torch::leaky_relu_(x, slope);
   return slope == 0.0 ? torch::relu(x) : torch::leaky_relu(x, slope);
+}
+
+// Depthwise 3^3 convolution (padding 1, groups = channels) as 27 shifted multiply-adds: oneDNN 2.6 has no fast 3D
+// depthwise kernel and takes milliseconds for the small 1/16 grid. x [B, C, D, H, W], weight [C, 1, 3, 3, 3].
+torch::Tensor depthwise3d_k3(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
+  const int64_t c = x.size(1), d = x.size(2), h = x.size(3), w = x.size(4);
+  const torch::Tensor xp = torch::constant_pad_nd(x, {1, 1, 1, 1, 1, 1});
+  const torch::Tensor k = weight.reshape({c, 27});
+  torch::Tensor out = bias.defined() ? bias.view({1, c, 1, 1, 1}).expand_as(x).clone() : torch::zeros_like(x);
+  for (int64_t i = 0; i < 27; ++i) {
+    const torch::Tensor shifted = xp.narrow(2, i / 9, d).narrow(3, (i / 3) % 3, h).narrow(4, i % 3, w);
+    out.addcmul_(shifted, k.select(1, i).view({1, c, 1, 1, 1}));
+  }
+  return out;
+}
+
+// The output block without grad mode, fused after one GEMM: per sub-voxel phase p and half-resolution voxel,
+// f = leaky(up_w[(c, p)] . x + up_b[c]) for c < hc, then logit[o] = head_w[o] . f + head_b[o] + in_w[o] . input at
+// the full-resolution voxel, written straight to its interleaved position. Neither the head_channels features nor
+// the logits of one phase are ever stored at full resolution. x [B, c0, d, h, w], input [B, Cin, 2d, 2h, 2w],
+// up_w [(hc, 8), c0], up_b [hc], head_w [oc, hc], head_b [oc], in_w [oc, Cin] or undefined.
+torch::Tensor fused_output_block(const torch::Tensor& x, const torch::Tensor& input, const torch::Tensor& up_w,
+                                 const torch::Tensor& up_b, const torch::Tensor& head_w, const torch::Tensor& head_b,
+                                 const torch::Tensor& in_w, double negative_slope) {
+  const int64_t B = x.size(0), c0 = x.size(1), d = x.size(2), h = x.size(3), w = x.size(4), n = d * h * w;
+  const int64_t hc = head_w.size(1), oc = head_w.size(0), cin = in_w.defined() ? in_w.size(1) : 0;
+  const torch::Tensor inp = input.to(torch::kFloat32).contiguous();
+  const torch::Tensor ub = up_b.to(torch::kFloat32).contiguous(), hw = head_w.to(torch::kFloat32).contiguous();
+  const torch::Tensor hb = head_b.to(torch::kFloat32).contiguous();
+  const torch::Tensor iw = in_w.defined() ? in_w.to(torch::kFloat32).contiguous() : torch::Tensor();
+  torch::Tensor out = torch::empty({B, oc, 2 * d, 2 * h, 2 * w}, x.options().dtype(torch::kFloat32));
+  const float slope = float(negative_slope);
+  const int64_t plane = 4 * h * w, row = 2 * w;
+  for (int64_t b = 0; b < B; ++b) {
+    const torch::Tensor feats = torch::mm(up_w, x[b].reshape({c0, n})).contiguous();  // [(c, p), n]
+    const float* f = feats.data_ptr<float>();
+    const float* pub = ub.data_ptr<float>();
+    const float* phw = hw.data_ptr<float>();
+    const float* phb = hb.data_ptr<float>();
+    const float* piw = cin ? iw.data_ptr<float>() : nullptr;
+    const float* pin = inp.data_ptr<float>() + b * cin * 8 * n;
+    float* po = out.data_ptr<float>() + b * oc * 8 * n;
+    at::parallel_for(0, 8 * d, 1, [&](int64_t begin, int64_t end) {
+      std::vector<float> acc(oc * w), val(w);
+      for (int64_t r = begin; r < end; ++r) {
+        const int64_t p = r / d, z = r % d, pd = p >> 2, ph = (p >> 1) & 1, pw = p & 1;
+        for (int64_t y = 0; y < h; ++y) {
+          const int64_t n0 = (z * h + y) * w;
+          for (int64_t o = 0; o < oc; ++o) std::fill(acc.begin() + o * w, acc.begin() + (o + 1) * w, phb[o]);
+          for (int64_t c = 0; c < hc; ++c) {
+            const float* src = f + (c * 8 + p) * n + n0;
+            const float bias = pub[c];
+            for (int64_t xx = 0; xx < w; ++xx) {
+              const float v = src[xx] + bias;
+              val[xx] = std::max(v, 0.0f) + slope * std::min(v, 0.0f);  // branch-free leaky ReLU
+            }
+            for (int64_t o = 0; o < oc; ++o) {
+              const float k = phw[o * hc + c];
+              float* a = acc.data() + o * w;
+              for (int64_t xx = 0; xx < w; ++xx) a[xx] += k * val[xx];
+            }
+          }
+          const int64_t off = (2 * z + pd) * plane + (2 * y + ph) * row + pw;
+          for (int64_t o = 0; o < oc; ++o) {
+            float* dst = po + o * 8 * n + off;
+            const float* a = acc.data() + o * w;
+            for (int64_t xx = 0; xx < w; ++xx) {
+              float v = a[xx];
+              for (int64_t k = 0; k < cin; ++k) v += piw[o * cin + k] * pin[k * 8 * n + off + 2 * xx];
+              dst[2 * xx] = v;
+            }
+          }
+        }
+      }
+    });
+  }
+  return out;
 }
 
 }  // namespace
@@ -320,7 +400,8 @@ SegOutput TeachFormerSImpl::forward(const torch::Tensor& input, const TapRequest
   // Transformer over the voxels of the deepest grid.
   const int64_t b = x.size(0), dim = x.size(1), gd = x.size(2), gh = x.size(3), gw = x.size(4);
   if (pos_conv) {
-    torch::Tensor p = torch::conv3d(x, pos_conv->weight, pos_conv->bias, 1, 1, 1, dim);
+    torch::Tensor p = fast ? depthwise3d_k3(x, pos_conv->weight, pos_conv->bias)
+                           : torch::conv3d(x, pos_conv->weight, pos_conv->bias, 1, 1, 1, dim);
     nn::count_macs("conv", nn::conv_macs(pos_conv->weight, p));
     x = x + p;
   }
@@ -361,20 +442,29 @@ SegOutput TeachFormerSImpl::forward(const torch::Tensor& input, const TapRequest
   const torch::Tensor up_b = head_up->bias.repeat_interleave(8).unsqueeze(1);
   const torch::Tensor head_w = head->weight.narrow(1, 0, hc).reshape({oc, hc});
   const torch::Tensor head_b = head->bias.unsqueeze(1);
-  const torch::Tensor xf = x.reshape({b, c0, n});
-  std::vector<torch::Tensor> per_sample;
-  for (int64_t s = 0; s < b; ++s) {
-    torch::Tensor feat = leaky(torch::addmm(up_b, up_w, xf[s]), options_.negative_slope());  // [hc * 8, n]
-    per_sample.push_back(torch::addmm(head_b, head_w, feat.view({hc, 8 * n})));               // [oc, 8 n]
-  }
-  nn::count_macs("conv_transpose", nn::conv_transpose_macs(head_up->weight, x));
-  nn::count_macs("conv", b * oc * 8 * n * hc);
-  torch::Tensor logits = detail_interleave(b == 1 ? per_sample[0].unsqueeze(0) : torch::stack(per_sample), b, oc,
-                                           x.size(2), x.size(3), x.size(4));
-  if (options_.input_skip()) {
-    torch::Tensor from_input =
-        detail::conv3d(input, head->weight.narrow(1, hc, options_.in_channels()), {}, {1, 1, 1}, {0, 0, 0});
-    logits = fast ? logits.add_(from_input) : logits + from_input;
+  torch::Tensor logits;
+  if (fast) {
+    logits = fused_output_block(x, input, up_w, head_up->bias, head_w, head->bias,
+                                options_.input_skip() ? head->weight.narrow(1, hc, options_.in_channels())
+                                                            .reshape({oc, options_.in_channels()})
+                                                      : torch::Tensor(),
+                                options_.negative_slope());
+    nn::count_macs("conv_transpose", nn::conv_transpose_macs(head_up->weight, x));
+    nn::count_macs("conv", b * oc * 8 * n * (hc + (options_.input_skip() ? options_.in_channels() : 0)));
+  } else {
+    const torch::Tensor xf = x.reshape({b, c0, n});
+    std::vector<torch::Tensor> per_sample;
+    for (int64_t s = 0; s < b; ++s) {
+      torch::Tensor feat = leaky(torch::addmm(up_b, up_w, xf[s]), options_.negative_slope());  // [hc * 8, n]
+      per_sample.push_back(torch::addmm(head_b, head_w, feat.view({hc, 8 * n})));               // [oc, 8 n]
+    }
+    nn::count_macs("conv_transpose", nn::conv_transpose_macs(head_up->weight, x));
+    nn::count_macs("conv", b * oc * 8 * n * hc);
+    logits = detail_interleave(b == 1 ? per_sample[0].unsqueeze(0) : torch::stack(per_sample), b, oc, x.size(2),
+                               x.size(3), x.size(4));
+    if (options_.input_skip())
+      logits = logits + detail::conv3d(input, head->weight.narrow(1, hc, options_.in_channels()), {}, {1, 1, 1},
+                                       {0, 0, 0});
   }
   out.logits = logits;
   out.deep_supervision = std::move(ds);

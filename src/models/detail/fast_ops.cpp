@@ -114,10 +114,11 @@ void instance_norm_act_(torch::Tensor& x, const torch::Tensor& weight, const tor
       const float a = float(scale);
       const float s = float((bp ? double(bp[c]) : 0.0) - mean * scale);
       if (activate) {
+        // Branch-free (max/min vectorise; a data-dependent branch mispredicts half the time). NaN stays NaN.
         const float slope = float(negative_slope);
         for (int64_t i = 0; i < n; ++i) {
           const float v = p[i] * a + s;
-          p[i] = v < 0.0f ? v * slope : v;  // NaN stays NaN (comparison is false)
+          p[i] = std::max(v, 0.0f) + slope * std::min(v, 0.0f);
         }
       } else {
         for (int64_t i = 0; i < n; ++i) p[i] = p[i] * a + s;
@@ -172,16 +173,19 @@ torch::Tensor upsample_trilinear2(const torch::Tensor& input) {
   const int64_t D = x.size(2), H = x.size(3), W = x.size(4);
   const int64_t oD = 2 * D, oH = 2 * H, oW = 2 * W;
   torch::Tensor out = torch::empty({x.size(0), x.size(1), oD, oH, oW}, x.options());
-  const LerpTable td = lerp_table(D), th = lerp_table(H), tw = lerp_table(W);
+  const LerpTable td = lerp_table(D), th = lerp_table(H);
   const float* src = x.data_ptr<float>();
   float* dst = out.data_ptr<float>();
   const int64_t planes = x.size(0) * x.size(1) * oD;
+  // Separable: blend the four input rows of an output row along z and y first (contiguous, vectorisable), then
+  // expand along x with the fixed x2 weights: out[2i] = 0.25 r[i-1] + 0.75 r[i], out[2i+1] = 0.75 r[i] + 0.25 r[i+1]
+  // (indices clamped at the borders, as align_corners = false does).
   at::parallel_for(0, planes, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> row0(oW), row1(oW);
+    std::vector<float> r(W);
     for (int64_t pl = begin; pl < end; ++pl) {
-      const int64_t r = pl / oD, oz = pl % oD;
-      const float* plane0 = src + (r * D + td.i0[oz]) * H * W;
-      const float* plane1 = src + (r * D + td.i1[oz]) * H * W;
+      const int64_t row = pl / oD, oz = pl % oD;
+      const float* plane0 = src + (row * D + td.i0[oz]) * H * W;
+      const float* plane1 = src + (row * D + td.i1[oz]) * H * W;
       const float wz0 = td.w0[oz], wz1 = td.w1[oz];
       float* o = dst + pl * oH * oW;
       for (int64_t oy = 0; oy < oH; ++oy) {
@@ -189,14 +193,13 @@ torch::Tensor upsample_trilinear2(const torch::Tensor& input) {
         const float* a1 = plane0 + th.i1[oy] * W;
         const float* b0 = plane1 + th.i0[oy] * W;
         const float* b1 = plane1 + th.i1[oy] * W;
-        const float wy0 = th.w0[oy], wy1 = th.w1[oy];
+        const float w00 = wz0 * th.w0[oy], w01 = wz0 * th.w1[oy], w10 = wz1 * th.w0[oy], w11 = wz1 * th.w1[oy];
+        for (int64_t i = 0; i < W; ++i) r[i] = w00 * a0[i] + w01 * a1[i] + w10 * b0[i] + w11 * b1[i];
         float* orow = o + oy * oW;
-        for (int64_t ox = 0; ox < oW; ++ox) {
-          const int64_t x0 = tw.i0[ox], x1 = tw.i1[ox];
-          const float wx0 = tw.w0[ox], wx1 = tw.w1[ox];
-          orow[ox] = wz0 * (wy0 * (wx0 * a0[x0] + wx1 * a0[x1]) + wy1 * (wx0 * a1[x0] + wx1 * a1[x1])) +
-                     wz1 * (wy0 * (wx0 * b0[x0] + wx1 * b0[x1]) + wy1 * (wx0 * b1[x0] + wx1 * b1[x1]));
-        }
+        orow[0] = r[0];
+        for (int64_t i = 1; i < W; ++i) orow[2 * i] = 0.25f * r[i - 1] + 0.75f * r[i];
+        for (int64_t i = 0; i + 1 < W; ++i) orow[2 * i + 1] = 0.75f * r[i] + 0.25f * r[i + 1];
+        orow[2 * W - 1] = r[W - 1];
       }
     }
   });
@@ -211,6 +214,26 @@ torch::Tensor raw_conv3d(const torch::Tensor& x, const torch::Tensor& weight, co
   const bool pointwise = weight.dim() == 5 && weight.size(2) == 1 && weight.size(3) == 1 && weight.size(4) == 1 &&
                          std::all_of(stride.begin(), stride.end(), [](int64_t s) { return s == 1; }) &&
                          std::all_of(padding.begin(), padding.end(), [](int64_t p) { return p == 0; });
+  // Non-overlapping 2^3 convolutions (stride 2) are a space-to-depth gather plus one GEMM without grad mode.
+  const bool patchify = weight.dim() == 5 && weight.size(2) == 2 && weight.size(3) == 2 && weight.size(4) == 2 &&
+                        std::all_of(stride.begin(), stride.end(), [](int64_t s) { return s == 2; }) &&
+                        std::all_of(padding.begin(), padding.end(), [](int64_t p) { return p == 0; });
+  if (patchify && !torch::GradMode::is_enabled() && x.dim() == 5 && x.size(1) == weight.size(1) &&
+      x.scalar_type() == torch::kFloat32 && x.size(2) % 2 == 0 && x.size(3) % 2 == 0 && x.size(4) % 2 == 0) {
+    const torch::Tensor xin = x.contiguous();
+    const int64_t b = x.size(0), in = x.size(1), out = weight.size(0);
+    const int64_t d = x.size(2) / 2, h = x.size(3) / 2, w = x.size(4) / 2;
+    torch::Tensor cols = torch::empty({b, in, 8, d, h, w}, x.options());  // rows ordered (c, kd, kh, kw) as weight
+    for (int p = 0; p < 8; ++p) {
+      torch::Tensor phase = cols.select(2, p);
+      gather_phase_(phase, xin, p >> 2, (p >> 1) & 1, p & 1);
+    }
+    const torch::Tensor wm = weight.reshape({out, in * 8});
+    const torch::Tensor cm = cols.view({b, in * 8, d * h * w});
+    torch::Tensor y = bias.defined() ? torch::baddbmm(bias.view({1, out, 1}), wm.expand({b, -1, -1}), cm)
+                                     : torch::matmul(wm, cm);
+    return y.view({b, out, d, h, w});
+  }
   if (pointwise && x.dim() == 5 && x.size(1) == weight.size(1)) {
     const int64_t b = x.size(0), out = weight.size(0);
     const torch::Tensor w = weight.reshape({out, weight.size(1)});
@@ -263,6 +286,32 @@ void scatter_phase_(torch::Tensor& out, const torch::Tensor& phase, int pd, int 
         const float* a = src + b * sb + c * sc + z * sz + y * sy;
         float* o = dst + b * ob + c * oc + (2 * z + pd) * oz + (2 * y + ph) * oy + pw;
         for (int64_t x = 0; x < W; ++x) o[2 * x] = a[x];
+      }
+    }
+  });
+}
+
+void gather_phase_(torch::Tensor& out, const torch::Tensor& in, int pd, int ph, int pw) {
+  TF_CHECK(in.dim() == 5 && in.scalar_type() == torch::kFloat32 && in.stride(4) == 1 && in.size(2) % 2 == 0 &&
+               in.size(3) % 2 == 0 && in.size(4) % 2 == 0,
+           InvalidArgument, "gather_phase_: input must be float32 [B, C, 2D, 2H, 2W] with unit last stride, got ",
+           in.sizes().vec());
+  const int64_t B = in.size(0), C = in.size(1), D = in.size(2) / 2, H = in.size(3) / 2, W = in.size(4) / 2;
+  TF_CHECK(out.dim() == 5 && out.scalar_type() == torch::kFloat32 && out.stride(4) == 1 &&
+               out.sizes().vec() == std::vector<int64_t>({B, C, D, H, W}),
+           InvalidArgument, "gather_phase_: output must be float32 ", std::vector<int64_t>{B, C, D, H, W},
+           " with unit last stride, got ", out.sizes().vec());
+  const float* src = in.data_ptr<float>();
+  float* dst = out.data_ptr<float>();
+  const int64_t ib = in.stride(0), ic = in.stride(1), iz = in.stride(2), iy = in.stride(3);
+  const int64_t ob = out.stride(0), oc = out.stride(1), oz = out.stride(2), oy = out.stride(3);
+  at::parallel_for(0, B * C * D, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const int64_t z = r % D, c = (r / D) % C, b = r / (D * C);
+      for (int64_t y = 0; y < H; ++y) {
+        const float* a = src + b * ib + c * ic + (2 * z + pd) * iz + (2 * y + ph) * iy + pw;
+        float* o = dst + b * ob + c * oc + z * oz + y * oy;
+        for (int64_t x = 0; x < W; ++x) o[x] = a[2 * x];
       }
     }
   });
