@@ -52,6 +52,12 @@ void SegmentationModelImpl::check_input(const torch::Tensor& x) const {
   }
 }
 
+std::vector<torch::Tensor> all_outputs(const SegOutput& output) {
+  std::vector<torch::Tensor> outs{output.logits};
+  outs.insert(outs.end(), output.deep_supervision.begin(), output.deep_supervision.end());
+  return outs;
+}
+
 int64_t count_parameters(const torch::nn::Module& module, bool trainable_only) {
   int64_t n = 0;
   for (const auto& p : module.parameters())

@@ -4,19 +4,13 @@
 
 namespace teachformer::train {
 
-std::vector<torch::Tensor> all_outputs(const models::SegOutput& output) {
-  std::vector<torch::Tensor> outs{output.logits};
-  outs.insert(outs.end(), output.deep_supervision.begin(), output.deep_supervision.end());
-  return outs;
-}
-
 SupervisedObjective::SupervisedObjective(const nlohmann::json& loss_config,
                                          losses::DeepSupervisionOptions deep_supervision)
     : loss_config_(loss_config), loss_(losses::make_loss(loss_config), std::move(deep_supervision)) {}
 
 losses::LossBreakdown SupervisedObjective::compute(const models::SegOutput& output, const data::Batch& batch,
                                                    const StepContext&) {
-  return loss_.compute(all_outputs(output), batch.label);
+  return loss_.compute(models::all_outputs(output), batch.label);
 }
 
 nlohmann::json SupervisedObjective::describe() const {

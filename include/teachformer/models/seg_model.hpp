@@ -54,6 +54,9 @@ struct SegOutput {
   Taps taps;
 };
 
+/// The logits followed by the deep-supervision outputs: every output, full resolution first.
+std::vector<torch::Tensor> all_outputs(const SegOutput& output);
+
 /// Static facts about a built model, used by training, inference and the CLI.
 struct ModelSpec {
   /// Registry key ("unetr", "swin_unetr", "hdenseformer", "teachformer_s").

@@ -37,9 +37,6 @@ class Objective {
   virtual void to(const c10::Device& /*device*/) {}
 };
 
-/// The logits and deep-supervision outputs of a model as one list, full resolution first.
-std::vector<torch::Tensor> all_outputs(const models::SegOutput& output);
-
 /// Label-supervised loss (Dice + CE by default) with deep supervision over all of the model's outputs.
 class SupervisedObjective : public Objective {
  public:

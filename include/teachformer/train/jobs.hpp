@@ -1,0 +1,85 @@
+// Whole training and distillation runs, as `teachformer train` and `teachformer distill` (and the experiment)
+// start them: resolve the configuration (preset -> JSON config -> flags), prepare the fold's cases, write a
+// self-describing model folder, and train.
+#pragma once
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "teachformer/data/preprocessed.hpp"
+#include "teachformer/data/splits.hpp"
+#include "teachformer/distill/teacher.hpp"
+#include "teachformer/train/trainer.hpp"
+
+namespace teachformer::train {
+
+/// What a train or distill run is asked to do.
+struct JobOptions {
+  /// Preprocessed dataset folder (a raw dataset is preprocessed first into "<folder>_preprocessed").
+  std::filesystem::path dataset;
+  /// Registry key of the model to train (the student for distill).
+  std::string model = "teachformer_s";
+  /// "tiny", "demo" or "paper".
+  std::string preset = "demo";
+  /// Fold index, or -1 for "all" (train on every labelled case, no validation).
+  int fold = 0;
+  /// Number of folds of splits_final.json when it has to be created.
+  int n_folds = 5;
+  /// Model folder to write.
+  std::filesystem::path output;
+  /// JSON overrides {"model_options", "trainer", "loss", "deep_supervision", "distill"} merged over the preset.
+  nlohmann::json config = nlohmann::json::object();
+  /// Channels to train on, by name (a subset, e.g. {"PET"}); empty = all channels of the dataset.
+  std::vector<std::string> channels;
+  /// Continue from fold_N/checkpoint_latest.safetensors.
+  bool resume = false;
+  /// Overrides of common trainer settings (applied last).
+  std::optional<int64_t> epochs;
+  std::optional<int64_t> steps_per_epoch;
+  std::optional<uint64_t> seed;
+  std::optional<std::string> device;
+};
+
+/// Extra inputs of a distillation run.
+struct DistillJobOptions {
+  /// Teachers (model folders written by `train`).
+  std::vector<distill::TeacherSpec> teachers;
+  /// Strategy preset or JSON file (overrides config "distill.strategy").
+  std::optional<std::string> strategy;
+  /// Cache on/off (overrides config "distill.cache").
+  std::optional<bool> cache;
+};
+
+/// What a run produced.
+struct JobResult {
+  std::filesystem::path model_dir;
+  /// The resolved config.json.
+  nlohmann::json config;
+  TrainSummary summary;
+  int64_t parameters = 0;
+  /// Teacher cache: bytes on disk and seconds to build (0 without a cache).
+  int64_t cache_bytes = 0;
+  double cache_seconds = 0;
+};
+
+/// Opens a preprocessed dataset; a raw dataset (any supported layout) is preprocessed into "<dir>_preprocessed"
+/// first (reused when it exists).
+data::PreprocessedDataset open_or_preprocess(const std::filesystem::path& dataset);
+
+/// The splits of a preprocessed dataset: <dir>/splits_final.json, created (patient-grouped) when missing.
+std::vector<data::Fold> dataset_splits(const data::PreprocessedDataset& dataset, int n_folds);
+
+/// Loads cases into memory (channels selected by index; foreground indexed for sampling).
+std::vector<data::TrainingCase> load_training_cases(const data::PreprocessedDataset& dataset,
+                                                    const std::vector<std::string>& ids,
+                                                    const std::vector<int64_t>& channel_indices);
+
+/// Trains one model on one fold.
+JobResult run_train_job(const JobOptions& job);
+/// Distils a student from teachers on one fold.
+JobResult run_distill_job(const JobOptions& job, const DistillJobOptions& distill);
+
+}  // namespace teachformer::train
