@@ -1,0 +1,64 @@
+// The knowledge-distillation terms: activation-based attention maps (Zagoruyko & Komodakis 2017) at any depth,
+// temperature-scaled prediction KD (Hinton et al. 2015), and the multi-teacher weightings.
+#pragma once
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <torch/types.h>
+
+namespace teachformer::distill {
+
+/// How attention maps are normalised after flattening.
+enum class MapNorm { L2, L1 };
+/// How two normalised maps are compared.
+enum class MapDistance { L2, L1 };
+
+/// Attention-map KD settings.
+struct AttentionMapOptions {
+  /// Exponent p of Q(F) = mean_c |F_c|^p (2 default, 1 option).
+  int p = 2;
+  /// Normalisation of the flattened map: "l2" (default) or "l1".
+  MapNorm norm = MapNorm::L2;
+  /// Distance between normalised maps: "l2" = squared Euclidean distance ||q_s - q_t||^2 (default), "l1" =
+  /// ||q_s - q_t||_1, each averaged over the batch. (CIRKD's beta * mean((q_s - q_t)^2) equals this with
+  /// weight beta / N.)
+  MapDistance distance = MapDistance::L2;
+};
+AttentionMapOptions attention_map_options_from_json(const nlohmann::json& j);
+nlohmann::json to_json(const AttentionMapOptions& o);
+
+/// Q(F) = mean over channels of |F|^p: features [B, C, D, H, W] -> map [B, 1, D, H, W].
+torch::Tensor attention_map(const torch::Tensor& features, int p);
+/// Trilinear resampling (align_corners=false) of a map [B, 1, d, h, w] to `size` [D, H, W]; no-op when equal.
+torch::Tensor resample_map(const torch::Tensor& map, const std::vector<int64_t>& size);
+/// Flattens [B, 1, ...] to [B, N] and normalises each row (L2 or L1; zero rows stay zero).
+torch::Tensor normalise_map(const torch::Tensor& map, MapNorm norm);
+/// Distance between a student map and a teacher map (resampled to the student's grid first): scalar.
+torch::Tensor attention_map_loss(const torch::Tensor& student_map, const torch::Tensor& teacher_map,
+                                 const AttentionMapOptions& options);
+
+/// Teacher probabilities at temperature T from probabilities at T = 1: p^(1/T) / sum_k p^(1/T)
+/// (= softmax(z / T) for p = softmax(z)); probabilities are clamped at 1e-8 first.
+torch::Tensor temper_probabilities(const torch::Tensor& probs, double temperature);
+/// Per-voxel KL(p_t || softmax(z_s / T)) * T^2: student logits [B, K, ...], teacher probabilities (already at
+/// temperature T) of the same shape -> [B, 1, ...].
+torch::Tensor kl_per_voxel(const torch::Tensor& student_logits, const torch::Tensor& teacher_probs_t, double temperature);
+
+/// How several teachers' predictions are combined.
+enum class Aggregation {
+  Mean,        ///< fixed weights (the teachers' configured weights, normalised)
+  Confidence,  ///< per voxel: softmax over teachers of -normalised entropy / tau, times the fixed weights
+  Agreement,   ///< per sample, CA-MKD: w_k = (1 - softmax_k(CE_1..CE_K)) / (K - 1), CE_k against the label
+               ///< (unequal configured weights scale w_k, then the weights are renormalised)
+};
+Aggregation parse_aggregation(const std::string& name);
+std::string to_string(Aggregation a);
+
+/// Per-teacher weights, each broadcastable to [B, 1, D, H, W] and summing to 1 over teachers: `probs` are the
+/// teachers' probabilities at T = 1 [B, K, D, H, W]; `label` [B, 1, D, H, W] (needed for Agreement);
+/// `fixed` the configured teacher weights; `tau` the Confidence temperature.
+std::vector<torch::Tensor> teacher_weights(const std::vector<torch::Tensor>& probs, const torch::Tensor& label,
+                                           Aggregation aggregation, const std::vector<double>& fixed, double tau = 0.25);
+
+}  // namespace teachformer::distill

@@ -1,0 +1,92 @@
+#include "teachformer/distill/teacher.hpp"
+
+#include <torch/torch.h>
+
+#include "teachformer/core/error.hpp"
+#include "teachformer/core/fs.hpp"
+#include "teachformer/distill/kd_terms.hpp"
+#include "teachformer/inference/model_folder.hpp"
+
+namespace teachformer::distill {
+
+TeacherKnowledge knowledge_from_output(const models::SegOutput& output, const KnowledgeGrid& grid, bool maps,
+                                       bool attention) {
+  TeacherKnowledge k;
+  k.probs = torch::softmax(output.logits.to(torch::kFloat), 1);
+  if (maps) {
+    k.coarse = resample_map(attention_map(output.taps.at(models::kEncoderCoarse), grid.p), grid.coarse);
+    k.fine = resample_map(attention_map(output.taps.at(models::kDecoderFine), grid.p), grid.fine);
+  }
+  if (attention) {
+    // The last attention tap, averaged over heads: [B, N, N].
+    for (auto it = output.taps.items().rbegin(); it != output.taps.items().rend(); ++it) {
+      if (it->first.rfind(models::kAttentionPrefix, 0) == 0 && it->second.dim() == 4) {
+        k.attention = it->second.to(torch::kFloat).mean(1);
+        break;
+      }
+    }
+  }
+  return k;
+}
+
+Teacher::Teacher(std::string name, models::SegmentationModel model, std::vector<int64_t> channel_indices,
+                 double weight, std::string source)
+    : name_(std::move(name)),
+      model_(std::move(model)),
+      channel_indices_(std::move(channel_indices)),
+      weight_(weight),
+      source_(std::move(source)) {
+  TF_CHECK(model_, InvalidArgument, "teacher '", name_, "': no model");
+  TF_CHECK(weight_ >= 0, InvalidArgument, "teacher '", name_, "': weight must be >= 0, got ", weight_);
+  TF_CHECK(int64_t(channel_indices_.size()) == model_->spec().in_channels, InvalidArgument, "teacher '", name_,
+           "' reads ", model_->spec().in_channels, " channels but ", channel_indices_.size(), " were mapped");
+  model_->eval();
+  for (auto& p : model_->parameters()) p.set_requires_grad(false);
+}
+
+std::shared_ptr<Teacher> Teacher::load(const TeacherSpec& spec, const std::vector<std::string>& student_channels) {
+  const inference::ModelFolder folder = inference::open_model_folder(spec.dir);
+  std::vector<int64_t> indices;
+  for (const auto& ch : folder.channels) {
+    int64_t found = -1;
+    for (size_t i = 0; i < student_channels.size(); ++i)
+      if (student_channels[i] == ch) found = int64_t(i);
+    TF_CHECK(found >= 0, InvalidArgument, "teacher '", spec.dir.string(), "' needs channel '", ch,
+             "' but the student's dataset has channels ", student_channels);
+    indices.push_back(found);
+  }
+  auto model = folder.load(spec.fold, spec.checkpoint);
+  const std::string name = spec.name.empty() ? folder.model : spec.name;
+  const std::string source = fs::absolute(folder.checkpoint(spec.fold, spec.checkpoint)).string();
+  return std::make_shared<Teacher>(name, model, indices, spec.weight, source);
+}
+
+torch::Tensor Teacher::select_channels(const torch::Tensor& x) const {
+  bool identity = int64_t(channel_indices_.size()) == x.size(1);
+  for (size_t i = 0; identity && i < channel_indices_.size(); ++i) identity = channel_indices_[i] == int64_t(i);
+  if (identity) return x;
+  return x.index_select(1, torch::tensor(channel_indices_, torch::TensorOptions(torch::kLong).device(x.device())));
+}
+
+TeacherKnowledge Teacher::run(const torch::Tensor& student_input, const KnowledgeGrid& grid, bool maps,
+                              bool attention) const {
+  TeacherKnowledge k;
+  {
+    c10::InferenceMode guard;
+    const models::SegOutput out = model_->forward(select_channels(student_input), {maps, attention, false});
+    k = knowledge_from_output(out, grid, maps, attention);
+  }
+  // Inference tensors cannot be saved for backward: hand out ordinary copies (small next to the forward).
+  auto plain = [](torch::Tensor& t) {
+    if (t.defined()) t = t.clone();
+  };
+  plain(k.probs);
+  plain(k.coarse);
+  plain(k.fine);
+  plain(k.attention);
+  return k;
+}
+
+void Teacher::to(const c10::Device& device) { model_->to(device); }
+
+}  // namespace teachformer::distill

@@ -1,0 +1,148 @@
+#include "teachformer/distill/distill_loss.hpp"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "teachformer/core/error.hpp"
+#include "teachformer/distill/teacher_cache.hpp"
+#include "teachformer/models/registry.hpp"
+
+namespace teachformer::distill {
+namespace {
+
+models::SegmentationModel tiny_student(int64_t in_channels = 2) {
+  return models::create_model("teachformer_s", {{"preset", "tiny"}, {"in_channels", in_channels}, {"out_channels", 2}});
+}
+
+// The student's tap grids for a patch, found by one forward pass.
+KnowledgeGrid probe_grid(models::SegmentationModelImpl& m, int64_t size) {
+  torch::NoGradGuard g;
+  const auto out = m.forward(torch::zeros({1, m.spec().in_channels, size, size, size}), {true, false, false});
+  KnowledgeGrid grid;
+  grid.coarse = out.taps.at(models::kEncoderCoarse).sizes().slice(2).vec();
+  grid.fine = out.taps.at(models::kDecoderFine).sizes().slice(2).vec();
+  return grid;
+}
+
+struct Case {
+  torch::Tensor image, label;
+  std::map<std::string, torch::Tensor> cached;
+};
+
+DistillBatch batch_of(const Case& c, int64_t step = 0, int64_t epochs = 1, int64_t steps_per_epoch = 1) {
+  DistillBatch b;
+  b.image = c.image.unsqueeze(0);
+  b.label = c.label.unsqueeze(0);
+  for (const auto& [name, t] : c.cached) b.cached[name] = t.unsqueeze(0);
+  b.step = step;
+  b.epochs = epochs;
+  b.steps_per_epoch = steps_per_epoch;
+  return b;
+}
+
+TEST(DistillLoss, CachedTeacherEqualsLiveTeacherOnTheSamePatch) {
+  torch::manual_seed(1);
+  auto student = tiny_student();
+  torch::manual_seed(2);
+  auto teacher_model = tiny_student();
+  auto teacher = std::make_shared<Teacher>("t1", teacher_model, std::vector<int64_t>{0, 1}, 1.0, "test");
+  const int64_t size = 32;
+  KnowledgeGrid grid = probe_grid(*student, size);
+  Case c;
+  c.image = torch::randn({2, size, size, size});
+  c.label = (torch::rand({1, size, size, size}) > 0.7).to(torch::kByte);
+  CacheSettings s;
+  s.coarse_factor = size / grid.coarse[0];
+  s.fine_factor = size / grid.fine[0];
+  s.roi = {size, size, size};
+  const CachedCase cc = compute_cached_case(c.image, *teacher, s);
+  c.cached[cache_extra_name("t1", "probs")] = cc.probs;
+  c.cached[cache_extra_name("t1", "coarse")] = cc.coarse;
+  c.cached[cache_extra_name("t1", "fine")] = cc.fine;
+  const DistillBatch batch = batch_of(c);
+
+  DistillOptions o;
+  o.strategy = strategy_preset("multi_no_staging");
+  DistillLoss live({teacher}, o, grid, false), cached({teacher}, o, grid, true);
+  const auto out = student->forward(batch.image, live.taps());
+  const auto a = live.compute(out, batch);
+  const auto b = cached.compute(out, batch);
+  for (const auto& name : {"gt", "attn_coarse", "attn_fine", "attn_coarse.t1", "attn_fine.t1"})
+    EXPECT_NEAR(a.term(name).item<double>(), b.term(name).item<double>(), 1e-5) << name;
+  // probabilities are cached as float16
+  EXPECT_NEAR(a.term("kd").item<double>(), b.term("kd").item<double>(), 2e-3 * (1 + a.term("kd").item<double>()));
+  EXPECT_NEAR(a.total.item<double>(), b.total.item<double>(), 5e-3);
+  EXPECT_GT(a.term("attn_coarse").item<double>(), 0.0);
+  EXPECT_GT(a.term("kd").item<double>(), 0.0);
+}
+
+TEST(DistillLoss, GradientsReachTheStudentFromEveryTerm) {
+  torch::manual_seed(3);
+  auto student = tiny_student();
+  auto teacher = std::make_shared<Teacher>("t", tiny_student(), std::vector<int64_t>{0, 1}, 1.0, "test");
+  KnowledgeGrid grid = probe_grid(*student, 32);
+  Case c;
+  c.image = torch::randn({2, 32, 32, 32});
+  c.label = (torch::rand({1, 32, 32, 32}) > 0.5).to(torch::kByte);
+  const auto batch = batch_of(c);
+  for (const std::string term : {"kd", "attn_coarse", "attn_fine"}) {
+    DistillOptions o;
+    o.strategy = strategy_from_json({{"stages", {{{"weights", {{term, 1.0}}}}}}});
+    DistillLoss obj({teacher}, o, grid, false);
+    student->zero_grad();
+    const auto out = student->forward(batch.image, obj.taps());
+    obj.compute(out, batch).total.backward();
+    double norm = 0;
+    for (const auto& p : student->parameters())
+      if (p.grad().defined()) norm += p.grad().norm().item<double>();
+    EXPECT_GT(norm, 0.0) << term;
+    for (const auto& p : teacher->model()->parameters()) EXPECT_FALSE(p.grad().defined()) << term;
+  }
+}
+
+TEST(DistillLoss, TeacherOnFewerChannelsReceivesJustItsChannels) {
+  torch::manual_seed(4);
+  auto pet_only = tiny_student(1);
+  Teacher t("pet", pet_only, {1}, 1.0, "test");
+  const auto x = torch::randn({1, 2, 32, 32, 32});
+  EXPECT_TRUE(torch::equal(t.select_channels(x), x.narrow(1, 1, 1)));
+  KnowledgeGrid grid{{2, 2, 2}, {16, 16, 16}, 2};
+  const auto k = t.run(x, grid, true, false);
+  torch::NoGradGuard g;
+  const auto direct = torch::softmax(pet_only->forward(x.narrow(1, 1, 1), {false, false, false}).logits, 1);
+  EXPECT_TRUE(torch::allclose(k.probs, direct, 1e-5, 1e-6));
+  EXPECT_EQ(k.coarse.sizes().slice(2).vec(), grid.coarse);
+  EXPECT_THROW(Teacher("bad", pet_only, {0, 1}, 1.0, "test"), InvalidArgument);
+}
+
+TEST(DistillLoss, KnowledgeDistillationWithoutTeachersIsRejected) {
+  DistillOptions o;
+  o.strategy = strategy_preset("teachformer");
+  EXPECT_THROW(DistillLoss({}, o, KnowledgeGrid{}, false), InvalidArgument);
+  o.strategy = strategy_preset("student_alone");
+  EXPECT_NO_THROW(DistillLoss({}, o, KnowledgeGrid{}, false));
+}
+
+TEST(DistillLoss, LogsEveryTermWeightAndTeacherWeight) {
+  torch::manual_seed(5);
+  auto student = tiny_student();
+  auto t1 = std::make_shared<Teacher>("a", tiny_student(), std::vector<int64_t>{0, 1}, 1.0, "test");
+  auto t2 = std::make_shared<Teacher>("b", tiny_student(), std::vector<int64_t>{0, 1}, 3.0, "test");
+  KnowledgeGrid grid = probe_grid(*student, 32);
+  Case c;
+  c.image = torch::randn({2, 32, 32, 32});
+  c.label = (torch::rand({1, 32, 32, 32}) > 0.5).to(torch::kByte);
+  DistillOptions o;
+  o.aggregation = Aggregation::Mean;
+  o.strategy = strategy_preset("teachformer");
+  DistillLoss obj({t1, t2}, o, grid, false);
+  const auto out = student->forward(batch_of(c).image, obj.taps());
+  const auto l = obj.compute(out, batch_of(c, 50, 10, 10));  // joint stage
+  for (const auto& name : {"gt", "kd", "kd.a", "kd.b", "attn_coarse.a", "attn_fine.b", "weight.gt", "weight.kd",
+                           "weight.attn_coarse", "teacher_weight.a", "teacher_weight.b"})
+    EXPECT_TRUE(l.has_term(name)) << name;
+  EXPECT_NEAR(l.term("teacher_weight.b").item<double>(), 0.75, 1e-6);
+}
+
+}  // namespace
+}  // namespace teachformer::distill

@@ -1,0 +1,108 @@
+#include "teachformer/distill/kd_terms.hpp"
+
+#include <cmath>
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "teachformer/core/error.hpp"
+
+namespace teachformer::distill {
+namespace {
+
+TEST(AttentionMap, IsChannelMeanOfPowerOfAbsoluteValues) {
+  // two channels, 1x1x2 voxels: values (1, -3) and (2, 1)
+  auto f = torch::tensor({1.f, 2.f, -3.f, 1.f}).view({1, 2, 1, 1, 2});
+  auto m2 = attention_map(f, 2);
+  EXPECT_FLOAT_EQ(m2[0][0][0][0][0].item<float>(), (1 + 9) / 2.f);
+  EXPECT_FLOAT_EQ(m2[0][0][0][0][1].item<float>(), (4 + 1) / 2.f);
+  auto m1 = attention_map(f, 1);
+  EXPECT_FLOAT_EQ(m1[0][0][0][0][0].item<float>(), 2.f);
+  EXPECT_EQ(m1.sizes(), (std::vector<int64_t>{1, 1, 1, 1, 2}));
+}
+
+TEST(AttentionMap, NormalisationAndDistanceMatchHandComputedValues) {
+  auto s = torch::tensor({3.f, 4.f}).view({1, 1, 1, 1, 2});
+  auto n2 = normalise_map(s, MapNorm::L2);
+  EXPECT_FLOAT_EQ(n2[0][0].item<float>(), 0.6f);
+  EXPECT_FLOAT_EQ(n2[0][1].item<float>(), 0.8f);
+  auto n1 = normalise_map(s, MapNorm::L1);
+  EXPECT_NEAR(n1[0][0].item<float>(), 3.f / 7.f, 1e-6);
+  auto a = torch::tensor({1.f, 0.f}).view({1, 1, 1, 1, 2});
+  auto b = torch::tensor({0.f, 2.f}).view({1, 1, 1, 1, 2});
+  AttentionMapOptions o;
+  EXPECT_NEAR(attention_map_loss(a, b, o).item<float>(), 2.0, 1e-6);  // ||(1,-1)||^2
+  o.distance = MapDistance::L1;
+  EXPECT_NEAR(attention_map_loss(a, b, o).item<float>(), 2.0, 1e-6);
+  o.norm = MapNorm::L1;
+  auto c = torch::tensor({1.f, 3.f}).view({1, 1, 1, 1, 2});
+  EXPECT_NEAR(attention_map_loss(a, c, o).item<float>(), 0.75 + 0.75, 1e-6);  // (1,0) vs (.25,.75)
+}
+
+TEST(AttentionMap, LossIgnoresScaleAndResamplesTheTeacher) {
+  auto s = torch::rand({2, 1, 4, 4, 4}) + 0.1;
+  AttentionMapOptions o;
+  EXPECT_NEAR(attention_map_loss(s, s * 7.0, o).item<float>(), 0.0, 1e-6);
+  // A teacher map on a 2x coarser grid that is constant is compared after trilinear upsampling.
+  auto t = torch::ones({2, 1, 2, 2, 2});
+  auto flat = torch::ones({2, 1, 4, 4, 4});
+  EXPECT_NEAR(attention_map_loss(flat, t, o).item<float>(), 0.0, 1e-6);
+  EXPECT_GT(attention_map_loss(s, t, o).item<float>(), 0.0);
+}
+
+TEST(PredictionKd, TemperedProbabilitiesEqualSoftmaxOfScaledLogits) {
+  auto z = torch::randn({2, 3, 4, 4, 4});
+  auto p = torch::softmax(z, 1);
+  EXPECT_TRUE(torch::allclose(temper_probabilities(p, 4.0), torch::softmax(z / 4.0, 1), 1e-5, 1e-6));
+  EXPECT_TRUE(torch::allclose(temper_probabilities(p, 1.0), p, 1e-5, 1e-6));
+}
+
+TEST(PredictionKd, KlPerVoxelMatchesHandComputedValueAndTemperatureScaling) {
+  // One voxel, two classes: student logits (0, 0) -> (0.5, 0.5); teacher (0.8, 0.2).
+  auto zs = torch::zeros({1, 2, 1, 1, 1});
+  auto pt = torch::tensor({0.8f, 0.2f}).view({1, 2, 1, 1, 1});
+  const double expected = 0.8 * std::log(0.8 / 0.5) + 0.2 * std::log(0.2 / 0.5);
+  EXPECT_NEAR(kl_per_voxel(zs, pt, 1.0).item<float>(), expected, 1e-6);
+  EXPECT_NEAR(kl_per_voxel(zs, pt, 2.0).item<float>(), 4.0 * expected, 1e-5);  // logits 0 stay uniform
+  auto same = torch::softmax(torch::randn({1, 3, 2, 2, 2}), 1);
+  EXPECT_NEAR(kl_per_voxel(same.log(), same, 1.0).abs().max().item<float>(), 0.0, 1e-6);
+}
+
+TEST(TeacherWeights, MeanUsesNormalisedFixedWeights) {
+  auto p = torch::softmax(torch::randn({1, 2, 2, 2, 2}), 1);
+  auto w = teacher_weights({p, p}, {}, Aggregation::Mean, {1.0, 3.0});
+  EXPECT_NEAR(w[0].item<float>(), 0.25, 1e-6);
+  EXPECT_NEAR(w[1].item<float>(), 0.75, 1e-6);
+}
+
+TEST(TeacherWeights, ConfidencePrefersTheLowEntropyTeacherPerVoxel) {
+  auto sure = torch::tensor({0.99f, 0.01f}).view({1, 2, 1, 1, 1});
+  auto unsure = torch::tensor({0.5f, 0.5f}).view({1, 2, 1, 1, 1});
+  auto w = teacher_weights({sure, unsure}, {}, Aggregation::Confidence, {1.0, 1.0}, 0.25);
+  EXPECT_GT(w[0].item<float>(), 0.9);
+  EXPECT_NEAR((w[0] + w[1]).item<float>(), 1.0, 1e-6);
+}
+
+TEST(TeacherWeights, AgreementFollowsCaMkdFormula) {
+  // Label 1 everywhere; teacher A gives p(1) = 0.9, teacher B p(1) = 0.3.
+  auto label = torch::ones({1, 1, 1, 1, 2}, torch::kByte);
+  auto a = torch::tensor({0.1f, 0.1f, 0.9f, 0.9f}).view({1, 2, 1, 1, 2});
+  auto b = torch::tensor({0.7f, 0.7f, 0.3f, 0.3f}).view({1, 2, 1, 1, 2});
+  auto w = teacher_weights({a, b}, label, Aggregation::Agreement, {1.0, 1.0});
+  const double ce_a = -std::log(0.9), ce_b = -std::log(0.3);
+  const double sa = std::exp(ce_a) / (std::exp(ce_a) + std::exp(ce_b));
+  EXPECT_NEAR(w[0].item<float>(), (1 - sa) / 1.0, 1e-5);
+  EXPECT_NEAR(w[1].item<float>(), sa, 1e-5);
+  EXPECT_GT(w[0].item<float>(), w[1].item<float>());
+  EXPECT_THROW(teacher_weights({a, b}, {}, Aggregation::Agreement, {1.0, 1.0}), InvalidArgument);
+}
+
+TEST(TeacherWeights, BadConfigurationIsRejected) {
+  auto p = torch::softmax(torch::randn({1, 2, 1, 1, 1}), 1);
+  EXPECT_THROW(teacher_weights({p, p}, {}, Aggregation::Mean, {1.0}), InvalidArgument);
+  EXPECT_THROW(teacher_weights({p}, {}, Aggregation::Mean, {-1.0}), InvalidArgument);
+  EXPECT_THROW(parse_aggregation("median"), ConfigError);
+}
+
+}  // namespace
+}  // namespace teachformer::distill
