@@ -1,0 +1,53 @@
+// Model folders: what `train` and `distill` write and what `predict` and `distill --teacher` read.
+//   <dir>/config.json        {"kind", "model", "options", "channels", "patch_size", "preset", "trainer",
+//                             "objective", "teachers", "dataset", "tool_version"} (resolved, self-describing)
+//   <dir>/plan.json          the preprocessing plan (channels by name, normalisation, spacing/bbox)
+//   <dir>/dataset.json       the preprocessed dataset's description (labels, cases)
+//   <dir>/fingerprint.json   intensity statistics of the training data
+//   <dir>/splits_final.json  the folds (nnU-Net format)
+//   <dir>/fold_<N>/checkpoint_{best,final}.safetensors (weights + metadata), checkpoint_latest.safetensors (resume),
+//                  log.jsonl
+#pragma once
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "teachformer/data/plan.hpp"
+#include "teachformer/models/seg_model.hpp"
+
+namespace teachformer::inference {
+
+/// A model folder opened for reading.
+struct ModelFolder {
+  std::filesystem::path root;
+  /// config.json.
+  nlohmann::json config;
+  /// plan.json.
+  data::PreprocessPlan plan;
+  /// dataset.json (labels at "labels").
+  nlohmann::json dataset;
+  /// Model key and options (from config.json).
+  std::string model;
+  nlohmann::json options;
+  /// Input channel names in order.
+  std::vector<std::string> channels;
+  /// Training patch size [D, H, W] (the sliding-window roi).
+  std::vector<int64_t> patch_size;
+  /// Folds that have a checkpoint, sorted (-1 = "all").
+  std::vector<int> folds;
+
+  /// fold_<N>/checkpoint_<which>.safetensors ("best" or "final"); throws IoError listing what exists.
+  std::filesystem::path checkpoint(int fold, const std::string& which = "best") const;
+  /// Builds the model from config.json and loads that checkpoint (eval mode, CPU).
+  models::SegmentationModel load(int fold, const std::string& which = "best") const;
+};
+
+/// "fold_<N>", or "fold_all" for fold -1.
+std::string fold_folder(int fold);
+
+/// Opens a model folder; errors name the folder and the missing or malformed file.
+ModelFolder open_model_folder(const std::filesystem::path& dir);
+
+}  // namespace teachformer::inference

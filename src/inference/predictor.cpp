@@ -1,0 +1,139 @@
+#include "teachformer/inference/predictor.hpp"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <regex>
+
+#include "teachformer/core/device.hpp"
+#include "teachformer/core/error.hpp"
+#include "teachformer/core/fs.hpp"
+#include "teachformer/data/dataset.hpp"
+#include "teachformer/data/preprocess.hpp"
+#include "teachformer/inference/sliding_window.hpp"
+#include "teachformer/io/image_io.hpp"
+
+namespace teachformer::inference {
+namespace {
+double since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+}  // namespace
+
+Predictor::Predictor(const fs::path& model_dir, PredictOptions options)
+    : folder_(open_model_folder(model_dir)), options_(std::move(options)), device_(parse_device(options_.device)) {
+  folds_ = options_.folds.empty() ? folder_.folds : options_.folds;
+  TF_CHECK(!folds_.empty(), IoError, "model folder '", model_dir.string(), "' has no trained fold (fold_N/checkpoint_",
+           options_.checkpoint, ".safetensors)");
+  for (int f : folds_) {
+    auto m = folder_.load(f, options_.checkpoint);
+    m->to(device_);
+    m->eval();
+    models_.push_back(m);
+  }
+  const auto plan_channels = folder_.plan.channel_names();
+  for (const auto& ch : folder_.channels) {
+    auto it = std::find(plan_channels.begin(), plan_channels.end(), ch);
+    TF_CHECK(it != plan_channels.end(), FormatError, "model folder '", model_dir.string(), "': channel '", ch,
+             "' of config.json is not in plan.json ", plan_channels);
+    channel_indices_.push_back(int64_t(it - plan_channels.begin()));
+  }
+}
+
+torch::Tensor Predictor::predict_preprocessed(const torch::Tensor& image) const {
+  const bool all = int64_t(channel_indices_.size()) == image.size(0);
+  const auto x = all ? image : image.index_select(0, torch::tensor(channel_indices_, torch::kLong));
+  SlidingWindowOptions o;
+  o.roi_size(folder_.patch_size).overlap(options_.overlap).sw_batch_size(options_.sw_batch_size);
+  o.sigma_scale(options_.sigma_scale).device(device_);
+  if (options_.mirror) o.mirror_axes({0, 1, 2});
+  std::vector<WindowFunction> members;
+  const models::TapRequest none{false, false, false};
+  for (const auto& m : models_) {
+    members.push_back([m, none](const torch::Tensor& w) {
+      return std::vector<torch::Tensor>{m->forward(w, none).logits};
+    });
+  }
+  c10::InferenceMode guard;
+  return sliding_window_inference(x, members, {WindowOutput{}}, o).at("logits");
+}
+
+CasePrediction Predictor::predict(const data::Case& c) const {
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto plan_channels = folder_.plan.channel_names();
+  // Channels by name: the case must have every channel of the plan.
+  data::Case ordered = c;
+  if (c.channel_names != plan_channels) {
+    TF_CHECK(!c.multichannel_file(), DatasetError, "case '", c.id, "' has channels ", c.channel_names,
+             " in one 4D file but the model needs ", plan_channels);
+    ordered.channel_names.clear();
+    ordered.channel_files.clear();
+    for (const auto& ch : plan_channels) {
+      auto it = std::find(c.channel_names.begin(), c.channel_names.end(), ch);
+      TF_CHECK(it != c.channel_names.end(), DatasetError, "case '", c.id, "' lacks channel '", ch,
+               "' that the model needs (it has ", c.channel_names, ")");
+      ordered.channel_names.push_back(ch);
+      ordered.channel_files.push_back(c.channel_files[size_t(it - c.channel_names.begin())]);
+    }
+  }
+  ordered.label_file.reset();
+  TF_CHECK(!folder_.plan.crop_to_bbox || ordered.bbox, DatasetError, "case '", c.id,
+           "' has no bounding box but the model crops to one (give the HECKTOR layout with its bbox CSV)");
+  const data::PreprocessedCase pc = data::preprocess_case(ordered, folder_.plan);
+  CasePrediction out;
+  out.id = c.id;
+  const auto t_net = std::chrono::steady_clock::now();
+  torch::Tensor probs = predict_preprocessed(pc.image);
+  out.network_seconds = since(t_net);
+  const auto labels = probs.argmax(0, true).to(torch::kByte);
+  out.labels = transforms::restore_to_reference(labels, pc.geometry, transforms::Interpolation::Nearest);
+  if (options_.probabilities)
+    out.probabilities = transforms::restore_to_reference(probs, pc.geometry, transforms::Interpolation::Linear);
+  out.seconds = since(t0);
+  return out;
+}
+
+std::vector<data::Case> cases_for_prediction(const fs::path& input, const std::vector<std::string>& channel_names) {
+  TF_CHECK(fs::is_directory(input), IoError, "input folder '", input.string(), "' does not exist");
+  try {
+    (void)data::detect_format(input);
+    const data::Dataset ds = data::open_dataset(input);
+    return ds.all_cases();
+  } catch (const DatasetError&) {
+    // Not a dataset layout: a plain folder of {case}_{XXXX}.{ext} files.
+  }
+  const std::regex re("(.+)_([0-9]{4})$");
+  std::map<std::string, std::map<int, fs::path>> files;
+  for (const auto& e : fs::directory_iterator(input)) {
+    if (!e.is_regular_file() || !io::is_image_file(e.path())) continue;
+    const std::string name = e.path().filename().string();
+    const std::string stem = name.substr(0, name.size() - io::image_extension(e.path()).size());
+    std::smatch m;
+    TF_CHECK(std::regex_match(stem, m, re), DatasetError, "'", e.path().string(),
+             "' is not named {case}_{XXXX}", io::image_extension(e.path()), " (e.g. case001_0000",
+             io::image_extension(e.path()), ")");
+    files[m[1]][std::stoi(m[2])] = e.path();
+  }
+  TF_CHECK(!files.empty(), DatasetError, "input folder '", input.string(),
+           "' holds no images (expected a dataset layout or {case}_{XXXX}.nii.gz files)");
+  std::vector<data::Case> cases;
+  for (const auto& [id, chans] : files) {
+    data::Case c;
+    c.id = id;
+    c.patient_id = id;
+    for (size_t i = 0; i < channel_names.size(); ++i) {
+      auto it = chans.find(int(i));
+      TF_CHECK(it != chans.end(), DatasetError, "case '", id, "' lacks channel ", i, " (", channel_names[i],
+               "): expected a file ", id, "_", std::string(4 - std::to_string(i).size(), '0') + std::to_string(i),
+               " in '", input.string(), "'");
+      c.channel_names.push_back(channel_names[i]);
+      c.channel_files.push_back(it->second);
+    }
+    cases.push_back(std::move(c));
+  }
+  return cases;
+}
+
+}  // namespace teachformer::inference
