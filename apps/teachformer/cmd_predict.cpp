@@ -1,0 +1,84 @@
+// teachformer predict: segment cases with a model folder (its own preprocessing), writing label maps on each
+// case's reference grid.
+#include <cstdio>
+
+#include "common.hpp"
+#include "teachformer/core/error.hpp"
+#include "teachformer/core/fs.hpp"
+#include "teachformer/core/progress.hpp"
+#include "teachformer/core/runtime.hpp"
+#include "teachformer/inference/predictor.hpp"
+#include "teachformer/io/image_io.hpp"
+#include "teachformer/metrics/picai.hpp"
+
+namespace teachformer::app {
+
+void register_predict(CLI::App& parent) {
+  auto* cmd = parent.add_subcommand("predict", "Segment cases with a trained model folder");
+  static std::string input, output, model_dir, checkpoint = "best", device = "cpu";
+  static std::vector<int> folds;
+  static double overlap = 0.5;
+  static int64_t sw_batch = 1;
+  static bool tta = false, probabilities = false, detection = false, resume = false;
+  cmd->add_option("-i,--input", input, "Cases: a dataset in any supported layout, or {case}_{XXXX}.nii.gz files")
+      ->required();
+  cmd->add_option("-o,--output", output, "Output folder for {case}.nii.gz")->required();
+  cmd->add_option("-m,--model", model_dir, "Model folder written by train or distill")->required();
+  cmd->add_option("-f,--folds", folds, "Folds to ensemble (default: all trained folds)");
+  cmd->add_option("--checkpoint", checkpoint, "best or final")->check(CLI::IsMember({"best", "final"}))->capture_default_str();
+  cmd->add_option("--overlap", overlap, "Sliding-window overlap in [0, 1)")->capture_default_str();
+  cmd->add_option("--sw-batch-size", sw_batch, "Windows per forward pass")->capture_default_str();
+  cmd->add_flag("--tta", tta, "Mirroring test-time augmentation (8 passes; slow on CPU)");
+  cmd->add_flag("--save-probabilities", probabilities, "Also write {case}_probabilities.nii.gz (float32, 4D)");
+  cmd->add_flag("--detection-maps", detection,
+                "Also write {case}_detection.nii.gz: PI-CAI lesion candidates from the foreground probability");
+  cmd->add_flag("--continue", resume, "Skip cases whose {case}.nii.gz already exists");
+  cmd->add_option("--device", device, "cpu, cuda, cuda:N or auto")->capture_default_str();
+  set_command(cmd, [] {
+    TF_CHECK(overlap >= 0 && overlap < 1, InvalidArgument, "--overlap must be in [0, 1), got ", overlap);
+    inference::PredictOptions o;
+    o.folds = folds;
+    o.checkpoint = checkpoint;
+    o.overlap = overlap;
+    o.sw_batch_size = sw_batch;
+    o.mirror = tta;
+    o.probabilities = probabilities || detection;
+    o.device = device;
+    const inference::Predictor predictor(model_dir, o);
+    const auto cases = inference::cases_for_prediction(input, predictor.folder().plan.channel_names());
+    fs::create_directories(output);
+    ProgressBar bar("predict", int64_t(cases.size()));
+    int64_t done = 0, skipped = 0;
+    double total = 0;
+    for (const auto& c : cases) {
+      const fs::path target = fs::path(output) / (c.id + ".nii.gz");
+      if (resume && fs::exists(target)) {
+        ++skipped;
+        bar.advance();
+        continue;
+      }
+      reset_peak_rss();
+      const auto p = predictor.predict(c);
+      io::write_label(target, p.labels);
+      if (probabilities) io::write_image(fs::path(output) / (c.id + "_probabilities.nii.gz"), *p.probabilities);
+      if (detection) {
+        const auto fg = p.probabilities->data.narrow(0, 1, p.probabilities->channels() - 1).sum(0);
+        const auto cand = metrics::picai::extract_lesion_candidates(fg);
+        io::Volume d{cand.detection_map.unsqueeze(0).to(torch::kFloat), p.probabilities->geometry};
+        io::write_image(fs::path(output) / (c.id + "_detection.nii.gz"), d);
+      }
+      total += p.seconds;
+      ++done;
+      std::fprintf(stderr, "%s: %.2f s (network %.2f s), peak RSS %.0f MiB\n", c.id.c_str(), p.seconds,
+                   p.network_seconds, peak_rss_mib());
+      bar.advance();
+    }
+    bar.finish();
+    std::printf("predict: %lld case(s) in %.1f s (%.2f s/case), %lld skipped, folds %zu -> %s\n", (long long)done,
+                total, done ? total / double(done) : 0.0, (long long)skipped, predictor.folds().size(),
+                output.c_str());
+    return 0;
+  });
+}
+
+}  // namespace teachformer::app

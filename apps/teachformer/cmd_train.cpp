@@ -1,0 +1,17 @@
+// teachformer train: train one model (teacher or student) on one fold of a dataset.
+#include "common.hpp"
+#include "job_options.hpp"
+
+namespace teachformer::app {
+
+void register_train(CLI::App& parent) {
+  auto* cmd = parent.add_subcommand("train", "Train a model on one fold and write a self-describing model folder");
+  static JobFlags flags;
+  add_job_flags(cmd, flags, "unetr");
+  set_command(cmd, [] {
+    print_job_result("train", train::run_train_job(to_job(flags)));
+    return 0;
+  });
+}
+
+}  // namespace teachformer::app

@@ -1,0 +1,78 @@
+#include "job_options.hpp"
+
+#include <cstdio>
+#include <sstream>
+
+#include "teachformer/core/error.hpp"
+#include "teachformer/core/json.hpp"
+#include "teachformer/core/progress.hpp"
+#include "teachformer/train/presets.hpp"
+
+namespace teachformer::app {
+
+void add_job_flags(CLI::App* cmd, JobFlags& f, const std::string& default_model) {
+  f.model = default_model;
+  cmd->add_option("-d,--dataset", f.dataset, "Preprocessed dataset folder (a raw dataset is preprocessed first)")
+      ->required();
+  cmd->add_option("-m,--model", f.model, "Model key: unetr, swin_unetr, hdenseformer, teachformer_s")->capture_default_str();
+  cmd->add_option("-f,--fold", f.fold, "Fold index of splits_final.json, or 'all'")->capture_default_str();
+  cmd->add_option("-o,--output", f.output, "Model folder to write")->required();
+  cmd->add_option("-c,--config", f.config,
+                  "JSON config (file or inline) merged over the preset: {model_options, trainer, loss, "
+                  "deep_supervision, distill}");
+  cmd->add_option("--preset", f.preset, "tiny (tests), demo (CPU, minutes) or paper (full size, GPU)")
+      ->check(CLI::IsMember(train::training_presets()))
+      ->capture_default_str();
+  cmd->add_option("--channels", f.channels, "Train on these channels only, by name, comma-separated (e.g. PET)");
+  cmd->add_flag("--resume", f.resume, "Continue from fold_N/checkpoint_latest.safetensors");
+  cmd->add_option("--epochs", f.epochs, "Override the preset's epochs");
+  cmd->add_option("--steps-per-epoch", f.steps_per_epoch, "Override the preset's steps per epoch");
+  cmd->add_option("--seed", f.seed, "Seed for initialisation, sampling and augmentation");
+  cmd->add_option("--device", f.device, "cpu, cuda, cuda:N or auto")->capture_default_str();
+  cmd->add_option("--folds", f.n_folds, "Folds when splits_final.json must be created")->capture_default_str();
+}
+
+train::JobOptions to_job(const JobFlags& f) {
+  train::JobOptions j;
+  j.dataset = f.dataset;
+  j.model = f.model;
+  j.preset = f.preset;
+  if (f.fold == "all") {
+    j.fold = -1;
+  } else {
+    try {
+      size_t used = 0;
+      j.fold = std::stoi(f.fold, &used);
+      TF_CHECK(used == f.fold.size() && j.fold >= 0, InvalidArgument, "");
+    } catch (const std::exception&) {
+      TF_THROW(InvalidArgument, "-f/--fold: expected a fold number or 'all', got '", f.fold, "'");
+    }
+  }
+  j.n_folds = f.n_folds;
+  j.output = f.output;
+  if (!f.config.empty()) j.config = json_from_string_or_file(f.config);
+  TF_CHECK(j.config.is_object(), ConfigError, "-c/--config must be a JSON object");
+  std::stringstream ss(f.channels);
+  std::string ch;
+  while (std::getline(ss, ch, ','))
+    if (!ch.empty()) j.channels.push_back(ch);
+  j.resume = f.resume;
+  if (f.epochs > 0) j.epochs = f.epochs;
+  if (f.steps_per_epoch > 0) j.steps_per_epoch = f.steps_per_epoch;
+  if (f.seed >= 0) j.seed = uint64_t(f.seed);
+  j.device = f.device;
+  return j;
+}
+
+void print_job_result(const std::string& verb, const train::JobResult& r) {
+  std::printf("%s: %s (%lld parameters) -> %s\n", verb.c_str(), r.config.value("model", "?").c_str(),
+              (long long)r.parameters, r.model_dir.c_str());
+  std::printf("  %lld steps in %s (%.3f s/step); best validation Dice %.4f (epoch %lld), last %.4f\n",
+              (long long)r.summary.steps_run, format_duration(r.summary.seconds).c_str(), r.summary.seconds_per_step,
+              r.summary.best_dice, (long long)r.summary.best_epoch + 1, r.summary.last_dice);
+  if (r.cache_bytes > 0)
+    std::printf("  teacher cache: %.2f MiB on disk, built in %s\n", double(r.cache_bytes) / (1 << 20),
+                format_duration(r.cache_seconds).c_str());
+}
+
+}  // namespace teachformer::app
