@@ -255,9 +255,9 @@ torch::Tensor PatchMergingImpl::forward(const torch::Tensor& x) {
       for (int64_t j = 0; j < 2; ++j)
         for (int64_t k = 0; k < 2; ++k) parts.push_back(part(i, j, k));
   } else {
-    // MONAI's v0.9 order, repeats (x5 == x2, x6 == x3) included: weights trained with it expect it.
+    // MONAI 1.5's "merging" order (verified against the MONAI 1.5.0 fixture): single offsets before pairs.
     const int64_t order[8][3] = {{0, 0, 0}, {1, 0, 0}, {0, 1, 0}, {0, 0, 1},
-                                 {1, 0, 1}, {0, 1, 0}, {0, 0, 1}, {1, 1, 1}};
+                                 {1, 1, 0}, {1, 0, 1}, {0, 1, 1}, {1, 1, 1}};
     for (const auto& o : order) parts.push_back(part(o[0], o[1], o[2]));
   }
   return nn::linear(*reduction, norm->forward(torch::cat(parts, -1)));

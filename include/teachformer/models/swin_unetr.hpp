@@ -49,7 +49,7 @@ struct SwinUNETROptions {
   TORCH_ARG(bool, normalize) = true;
   /// LayerNorm after the patch embedding; default false.
   TORCH_ARG(bool, patch_norm) = false;
-  /// Patch merging "merging" (MONAI v0.9 order) | "mergingv2"; default "merging".
+  /// Patch merging "merging" | "mergingv2" (see nn::PatchMergingOptions::version); default "merging".
   TORCH_ARG(std::string, downsample) = "merging";
   /// SwinUNETR-v2 (a residual conv block before each Swin stage); default false.
   TORCH_ARG(bool, use_v2) = false;

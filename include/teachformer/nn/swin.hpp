@@ -145,8 +145,8 @@ struct PatchMergingOptions {
   explicit PatchMergingOptions(int64_t dim) : dim_(dim) {}
   /// Input width C (output 2C).
   TORCH_ARG(int64_t, dim);
-  /// "merging" (MONAI's PatchMerging from v0.9, whose 8 neighbours are gathered in a fixed, partly repeated
-  /// order) or "mergingv2" (all 8 neighbours in (d, h, w) product order); default "merging".
+  /// "merging" (MONAI 1.5's PatchMerging: neighbour offsets (d, h, w) in the order 000, 100, 010, 001, 110, 101,
+  /// 011, 111) or "mergingv2" (offsets in product order 000, 001, 010, ..., 111); default "merging".
   TORCH_ARG(std::string, version) = "merging";
 };
 
