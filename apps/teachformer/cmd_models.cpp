@@ -127,10 +127,13 @@ void register_models(CLI::App& parent) {
         if (a.json) {
           std::printf("%s\n", row.dump().c_str());
         } else {
+          char seconds[32] = "", mib[32] = "";
+          if (a.time) {
+            std::snprintf(seconds, sizeof seconds, "%.3f", row["forward_s"].get<double>());
+            std::snprintf(mib, sizeof mib, "%.0f", row["peak_rss_mib"].get<double>());
+          }
           std::printf("%-14s %12s %10.2f %10s %10s  %s\n", key.c_str(), with_commas(info.parameters).c_str(),
-                      info.gflops, a.time ? std::to_string(row["forward_s"].get<double>()).substr(0, 6).c_str() : "",
-                      a.time ? std::to_string(int(row["peak_rss_mib"].get<double>())).c_str() : "",
-                      shape_string(info.output_shape).c_str());
+                      info.gflops, seconds, mib, shape_string(info.output_shape).c_str());
         }
       } catch (const Error& e) {
         // A model whose constraints reject this input (or these options) says why instead of numbers.

@@ -197,7 +197,8 @@ torch::Tensor fused_output_block(const torch::Tensor& x, const torch::Tensor& in
     const float* piw = cin ? iw.data_ptr<float>() : nullptr;
     const float* pin = inp.data_ptr<float>() + b * cin * 8 * n;
     float* po = out.data_ptr<float>() + b * oc * 8 * n;
-    at::parallel_for(0, 8 * d, 1, [&](int64_t begin, int64_t end) {
+    const int64_t grain = std::max<int64_t>(1, 4096 / std::max<int64_t>(1, h * w * (hc + oc)));  // small grids: 1 thread
+    at::parallel_for(0, 8 * d, grain, [&](int64_t begin, int64_t end) {
       std::vector<float> acc(oc * w), val(w);
       for (int64_t r = begin; r < end; ++r) {
         const int64_t p = r / d, z = r % d, pd = p >> 2, ph = (p >> 1) & 1, pw = p & 1;

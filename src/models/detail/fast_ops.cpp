@@ -19,6 +19,10 @@ namespace {
 constexpr int64_t kLanes = 8;
 constexpr int64_t kChunk = 4096;
 
+// Work items per thread so that a parallel region only starts when each thread gets >= ~32k elements: small tensors
+// (the 1/16 grid) stay on the calling thread, where a thread wake-up would cost more than the work.
+int64_t grain_for(int64_t elements_per_item) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(1, elements_per_item)); }
+
 double row_sum(const float* p, int64_t n) {
   double total = 0.0;
   for (int64_t start = 0; start < n; start += kChunk) {
@@ -103,7 +107,7 @@ void instance_norm_act_(torch::Tensor& x, const torch::Tensor& weight, const tor
   float* data = x.data_ptr<float>();
   const float* wp = affine ? w.data_ptr<float>() : nullptr;
   const float* bp = b.defined() ? b.data_ptr<float>() : nullptr;
-  at::parallel_for(0, rows, 1, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, rows, grain_for(3 * n), [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
       float* p = data + r * n;
       const int64_t c = r % channels;
@@ -138,7 +142,7 @@ torch::Tensor max_pool2(const torch::Tensor& input) {
   const float* src = x.data_ptr<float>();
   float* dst = out.data_ptr<float>();
   const int64_t planes = x.size(0) * x.size(1) * d;
-  at::parallel_for(0, planes, 1, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, planes, grain_for(8 * h * w), [&](int64_t begin, int64_t end) {
     for (int64_t pl = begin; pl < end; ++pl) {
       const int64_t row = pl / d, z = pl % d;
       const float* s0 = src + (row * D + 2 * z) * H * W;
@@ -180,7 +184,7 @@ torch::Tensor upsample_trilinear2(const torch::Tensor& input) {
   // Separable: blend the four input rows of an output row along z and y first (contiguous, vectorisable), then
   // expand along x with the fixed x2 weights: out[2i] = 0.25 r[i-1] + 0.75 r[i], out[2i+1] = 0.75 r[i] + 0.25 r[i+1]
   // (indices clamped at the borders, as align_corners = false does).
-  at::parallel_for(0, planes, 1, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, planes, grain_for(oH * oW), [&](int64_t begin, int64_t end) {
     std::vector<float> r(W);
     for (int64_t pl = begin; pl < end; ++pl) {
       const int64_t row = pl / oD, oz = pl % oD;
@@ -279,7 +283,7 @@ void scatter_phase_(torch::Tensor& out, const torch::Tensor& phase, int pd, int 
   float* dst = out.data_ptr<float>();
   const int64_t sb = phase.stride(0), sc = phase.stride(1), sz = phase.stride(2), sy = phase.stride(3);
   const int64_t ob = out.stride(0), oc = out.stride(1), oz = out.stride(2), oy = out.stride(3);
-  at::parallel_for(0, B * C * D, 1, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, B * C * D, grain_for(H * W), [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
       const int64_t z = r % D, c = (r / D) % C, b = r / (D * C);
       for (int64_t y = 0; y < H; ++y) {
@@ -305,7 +309,7 @@ void gather_phase_(torch::Tensor& out, const torch::Tensor& in, int pd, int ph, 
   float* dst = out.data_ptr<float>();
   const int64_t ib = in.stride(0), ic = in.stride(1), iz = in.stride(2), iy = in.stride(3);
   const int64_t ob = out.stride(0), oc = out.stride(1), oz = out.stride(2), oy = out.stride(3);
-  at::parallel_for(0, B * C * D, 1, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, B * C * D, grain_for(H * W), [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
       const int64_t z = r % D, c = (r / D) % C, b = r / (D * C);
       for (int64_t y = 0; y < H; ++y) {

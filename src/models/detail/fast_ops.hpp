@@ -15,9 +15,10 @@ namespace teachformer::models::detail {
 void instance_norm_act_(torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias, double eps,
                         bool activate, double negative_slope = 0.0);
 
-/// 3D convolution (groups 1, dilation 1) that counts its MACs as "conv". Without grad mode it calls oneDNN
-/// directly: LibTorch 1.13 otherwise sends small inputs (batch 1 with C x D x H <= 20480) to its much slower
-/// im2col path. x [B, I, D, H, W], weight [O, I, k, k, k], bias [O] or undefined.
+/// 3D convolution (groups 1, dilation 1) that counts its MACs as "conv". 1^3 convolutions run as GEMMs (oneDNN 2.6 is
+/// ~20x slower on them). Without grad mode, k2 s2 convolutions run as a space-to-depth gather + GEMM and the rest
+/// call oneDNN directly (LibTorch 1.13 otherwise sends batch-1 inputs with C x D x H <= 20480 to a much slower
+/// im2col path). x [B, I, D, H, W], weight [O, I, k, k, k], bias [O] or undefined.
 torch::Tensor conv3d(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                      torch::IntArrayRef stride, torch::IntArrayRef padding);
 /// conv3d with a module's weight, bias, stride and padding (zero padding only).
@@ -34,6 +35,10 @@ torch::Tensor upsample_trilinear2(const torch::Tensor& x);
 /// out [B, C, 2D, 2H, 2W] and phase [B, C, D, H, W] need unit stride in the last dim (views such as a channel slice of
 /// a buffer are fine). float32, no autograd.
 void scatter_phase_(torch::Tensor& out, const torch::Tensor& phase, int pd, int ph, int pw);
+
+/// Gathers one sub-voxel phase: out[b, c, z, y, x] = in[b, c, 2z + pd, 2y + ph, 2x + pw]. in [B, C, 2D, 2H, 2W] and
+/// out [B, C, D, H, W] need unit stride in the last dim. float32, no autograd.
+void gather_phase_(torch::Tensor& out, const torch::Tensor& in, int pd, int ph, int pw);
 
 /// Writes ConvTranspose3d(k3, s2, p1, output_padding 1)(x) into `out` [B, O, 2D, 2H, 2W] (may be a view, e.g.
 /// the first channels of a concatenation buffer) as eight sub-pixel phase convolutions. Differentiable when `out` is
