@@ -24,6 +24,8 @@ void add_job_flags(CLI::App* cmd, JobFlags& f, const std::string& default_model)
       ->check(CLI::IsMember(train::training_presets()))
       ->capture_default_str();
   cmd->add_option("--channels", f.channels, "Train on these channels only, by name, comma-separated (e.g. PET)");
+  cmd->add_option("--patch-size", f.patch_size,
+                  "Patch D,H,W (also the input size of UNETR / H-DenseFormer); default: the preset's");
   cmd->add_flag("--resume", f.resume, "Continue from fold_N/checkpoint_latest.safetensors");
   cmd->add_option("--epochs", f.epochs, "Override the preset's epochs");
   cmd->add_option("--steps-per-epoch", f.steps_per_epoch, "Override the preset's steps per epoch");
@@ -56,6 +58,20 @@ train::JobOptions to_job(const JobFlags& f) {
   std::string ch;
   while (std::getline(ss, ch, ','))
     if (!ch.empty()) j.channels.push_back(ch);
+  if (!f.patch_size.empty()) {
+    std::stringstream ps(f.patch_size);
+    std::string item;
+    while (std::getline(ps, item, ',')) {
+      try {
+        size_t used = 0;
+        j.patch_size.push_back(std::stoll(item, &used));
+        TF_CHECK(used == item.size() && j.patch_size.back() > 0, InvalidArgument, "");
+      } catch (const std::exception&) {
+        TF_THROW(InvalidArgument, "--patch-size: expected D,H,W positive integers, got '", f.patch_size, "'");
+      }
+    }
+    TF_CHECK(j.patch_size.size() == 3, InvalidArgument, "--patch-size: expected D,H,W, got '", f.patch_size, "'");
+  }
   j.resume = f.resume;
   if (f.epochs > 0) j.epochs = f.epochs;
   if (f.steps_per_epoch > 0) j.steps_per_epoch = f.steps_per_epoch;

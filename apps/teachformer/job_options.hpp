@@ -10,7 +10,8 @@ namespace teachformer::app {
 
 /// Raw flag values; to_job() turns them into train::JobOptions.
 struct JobFlags {
-  std::string dataset, model = "teachformer_s", fold = "0", output, config, preset = "demo", channels, device = "cpu";
+  std::string dataset, model = "teachformer_s", fold = "0", output, config, preset = "demo", channels, device = "cpu",
+      patch_size;
   int n_folds = 5;
   bool resume = false;
   int64_t epochs = 0, steps_per_epoch = 0;

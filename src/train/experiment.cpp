@@ -37,12 +37,22 @@ struct PresetPlan {
   std::string train_preset;
   int cases = 0;
   int test_cases = 0;
+  /// Preprocessing spacing (mm, x y z) for phantoms; empty = the layout's default (1 mm bbox, reference grid).
+  std::vector<double> spacing;
+  /// Patch [D, H, W] for every model; empty = the training preset's.
+  std::vector<int64_t> patch;
 };
 
 PresetPlan preset_plan(const ExperimentOptions& o) {
-  if (o.preset == "tiny") return {"tiny", 6, 2};
-  if (o.preset == "demo") return {"demo", 20, 6};
-  if (o.preset == "paper-hecktor" || o.preset == "paper-picai") return {"paper", 0, 0};
+  // Phantoms on CPU: PET/CT resampled into the 64 mm bbox at 2 mm (32^3, one window per case); prostate MRI on a
+  // 1 x 1 x 3 mm grid (64 x 64 x 16), patches padded to 32 slices for SwinUNETR.
+  const bool mri = o.kind == "mri";
+  const std::vector<double> spacing = mri ? std::vector<double>{1.0, 1.0, 3.0} : std::vector<double>{2.0, 2.0, 2.0};
+  const std::vector<int64_t> patch = mri ? std::vector<int64_t>{32, 64, 64} : std::vector<int64_t>{32, 32, 32};
+  if (o.preset == "tiny") return {"tiny", 6, 2, spacing, patch};
+  if (o.preset == "demo") return {"demo", 20, 6, spacing, patch};
+  if (o.preset == "paper-hecktor") return {"paper", 0, 0, {}, {96, 96, 96}};
+  if (o.preset == "paper-picai") return {"paper", 0, 0, {}, {32, 256, 256}};
   TF_THROW(InvalidArgument, "unknown experiment preset '", o.preset, "'; presets: ", experiment_presets());
 }
 
@@ -208,6 +218,7 @@ ExperimentResult run_experiment(const ExperimentOptions& o) {
     spdlog::info("[3/6] preprocessing into {}", pre.string());
     data::PreprocessOptions po;
     po.workers = std::max(1, hardware_threads());
+    if (!o.data && !plan.spacing.empty()) po.plan.target_spacing = Vec3{plan.spacing[0], plan.spacing[1], plan.spacing[2]};
     data::preprocess_dataset(data::open_dataset(raw), pre, po);
   }
   const auto pds = data::open_preprocessed(pre);
@@ -224,6 +235,7 @@ ExperimentResult run_experiment(const ExperimentOptions& o) {
     job.preset = plan.train_preset;
     job.fold = o.fold;
     job.output = o.dir / "models" / key;
+    job.patch_size = plan.patch;
     job.device = o.device;
     job.seed = o.seed;
     records[key] = run_or_reuse(job.output, [&](bool resume) {
@@ -245,6 +257,7 @@ ExperimentResult run_experiment(const ExperimentOptions& o) {
     job.preset = plan.train_preset;
     job.fold = o.fold;
     job.output = o.dir / "models" / ("student_" + s);
+    job.patch_size = plan.patch;
     job.device = o.device;
     job.seed = o.seed;
     DistillJobOptions d;

@@ -75,8 +75,14 @@ Prepared prepare(const JobOptions& job, const std::string& kind) {
   if (job.steps_per_epoch) tr["steps_per_epoch"] = *job.steps_per_epoch;
   if (job.seed) tr["seed"] = *job.seed;
   if (job.device) tr["device"] = *job.device;
-  // The model's input/output channels always follow the data.
   auto& mo = config["model_options"];
+  if (!job.patch_size.empty()) {
+    TF_CHECK(job.patch_size.size() == 3, InvalidArgument, "patch size must have 3 values D,H,W, got ", job.patch_size);
+    tr["patch_size"] = job.patch_size;
+    if (job.model == "unetr") mo["img_size"] = job.patch_size;
+    if (job.model == "hdenseformer") mo["image_size"] = job.patch_size;
+  }
+  // The model's input/output channels always follow the data.
   mo["in_channels"] = int64_t(p.channels.size());
   mo[job.model == "hdenseformer" ? "n_cls" : "out_channels"] = p.out_channels;
   config["kind"] = kind;

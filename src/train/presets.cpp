@@ -29,7 +29,7 @@ Json model_options(const std::string& preset, const std::string& model, int64_t 
       return {{"in_channels", in}, {"out_channels", out}, {"img_size", patch}, {"feature_size", 8},
               {"hidden_size", 96}, {"mlp_dim", 192}, {"num_heads", 4}};
     return {{"in_channels", in}, {"out_channels", out}, {"img_size", patch}, {"feature_size", 4},
-            {"hidden_size", 32}, {"mlp_dim", 64}, {"num_heads", 2}, {"num_layers", 3}};
+            {"hidden_size", 32}, {"mlp_dim", 64}, {"num_heads", 2}, {"num_layers", 4}};
   }
   if (model == "swin_unetr") {
     if (preset == "paper") return {{"in_channels", in}, {"out_channels", out}, {"feature_size", 48}};

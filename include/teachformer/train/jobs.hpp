@@ -36,6 +36,9 @@ struct JobOptions {
   std::vector<std::string> channels;
   /// Continue from fold_N/checkpoint_latest.safetensors.
   bool resume = false;
+  /// Patch size [D, H, W] (applied to the trainer and to the input size of models that fix it: UNETR's img_size,
+  /// H-DenseFormer's image_size).
+  std::vector<int64_t> patch_size;
   /// Overrides of common trainer settings (applied last).
   std::optional<int64_t> epochs;
   std::optional<int64_t> steps_per_epoch;
