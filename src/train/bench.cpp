@@ -16,6 +16,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
@@ -300,21 +301,27 @@ ChildResult run_child_process(const std::vector<std::string>& argv, double timeo
   pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
   int open_fds = 2;
   char buf[65536];
+  const std::string status_path = "/proc/" + std::to_string(pid) + "/status";
+  auto sample_hwm = [&] {
+    // VmHWM is per address space: unlike ru_maxrss it does not start from the parent's size.
+    std::ifstream in(status_path);
+    for (std::string line; std::getline(in, line);)
+      if (line.compare(0, 6, "VmHWM:") == 0) r.hwm_mb = std::max(r.hwm_mb, std::atof(line.c_str() + 6) / 1024.0);
+  };
   while (open_fds > 0) {
-    int wait_ms = -1;
-    if (timeout_s > 0) {
-      const double left = timeout_s - since(t0);
-      if (left <= 0) {
-        if (!r.timed_out) ::kill(pid, SIGKILL);
-        r.timed_out = true;
-        wait_ms = 1000;  // the pipes close once the child is gone
-      } else {
-        wait_ms = int(std::min(left * 1000.0 + 1.0, 1e9));
-      }
+    int wait_ms = 50;  // wake up to sample the child's VmHWM
+    if (timeout_s > 0 && since(t0) >= timeout_s) {
+      if (!r.timed_out) ::kill(pid, SIGKILL);
+      r.timed_out = true;
     }
     const int n = ::poll(fds, 2, wait_ms);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0 && r.timed_out) break;
+    sample_hwm();
+    if (n <= 0) {
+      // Killed on timeout: its pipes may stay open in grandchildren; stop waiting for them after a second.
+      if (r.timed_out && since(t0) > timeout_s + 1.0) break;
+      continue;
+    }
     for (auto& f : fds) {
       if (f.fd < 0 || !(f.revents & (POLLIN | POLLHUP | POLLERR))) continue;
       const ssize_t got = ::read(f.fd, buf, sizeof buf);
@@ -335,7 +342,7 @@ ChildResult run_child_process(const std::vector<std::string>& argv, double timeo
   while (::wait4(pid, &status, 0, &usage) < 0 && errno == EINTR) {
   }
   r.seconds = since(t0);
-  r.max_rss_mb = double(usage.ru_maxrss) / 1024.0;  // KiB on Linux
+  r.ru_maxrss_mb = double(usage.ru_maxrss) / 1024.0;  // KiB on Linux
   if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
   if (WIFSIGNALED(status)) r.signal = WTERMSIG(status);
   r.stderr_tail = err.size() > 4096 ? err.substr(err.size() - 4096) : err;
@@ -382,7 +389,8 @@ BenchTaskRunner child_process_runner(std::vector<std::string> command, double ti
       else how = "exited with status " + std::to_string(c.exit_code) + " without a result";
       result = {{"error", "worker " + how + (last.empty() ? "" : ": " + last)}};
     }
-    result["max_rss_mb"] = c.max_rss_mb;
+    result["max_rss_mb"] = c.hwm_mb;
+    result["ru_maxrss_mb"] = c.ru_maxrss_mb;
     result["process_s"] = c.seconds;
     return result;
   };
@@ -653,6 +661,7 @@ class Runner {
       row2["gflops"] = r["gflops"];
       row2["forward_s"] = r["seconds"];
       row2["forward_runs"] = r["runs"];
+      row2["forward_cpu_s"] = r["cpu_s"];
       row2["peak_rss_mb"] = r["peak_rss_mb"];
       if (r.contains("max_rss_mb")) row2["max_rss_mb"] = r["max_rss_mb"];
       const double s = r["seconds"].get<double>();
@@ -680,6 +689,7 @@ class Runner {
     copy_common(rw, r);
     rw["train_step_s"] = r["seconds"];
     rw["train_runs"] = r["runs"];
+    rw["train_cpu_s"] = r["cpu_s"];
     rw["train_peak_rss_mb"] = r["peak_rss_mb"];
   }
 
@@ -714,6 +724,7 @@ class Runner {
       copy_common(rw, r);
       rw["distill_" + mode + "_s"] = r["seconds"];
       rw["distill_" + mode + "_runs"] = r["runs"];
+      rw["distill_" + mode + "_cpu_s"] = r["cpu_s"];
       rw["distill_" + mode + "_peak_rss_mb"] = r["peak_rss_mb"];
       if (mode != "student") rw["distill_" + mode + "_teachers"] = r["teachers"];
       seconds[mode] = r["seconds"].get<double>();
@@ -746,6 +757,7 @@ class Runner {
     copy_common(rw, r);
     rw["window_s"] = r["seconds"];
     rw["window_runs"] = r["runs"];
+    rw["window_cpu_s"] = r["cpu_s"];
     rw["window_case"] = shape_string(image);
     rw["windows"] = r["windows"];
     rw["window_peak_rss_mb"] = r["peak_rss_mb"];
@@ -768,6 +780,7 @@ class Runner {
       t["model_dir"] = e.model_dir.string();
       t["dataset"] = e.dataset.string();
       t["output"] = e.output.string();
+      t["overlap"] = o_.overlap;
       r = run_task(t, nullptr, "end to end " + student.name + " (PET/CT case, bbox " +
                                    std::to_string(int(o_.e2e_bbox_mm)) + " mm)");
     } catch (const Error& err) {
@@ -781,6 +794,7 @@ class Runner {
     if (!ok(rw, r, "e2e")) return;
     rw["e2e_s"] = r["seconds"];
     rw["e2e_runs"] = r["runs"];
+    rw["e2e_cpu_s"] = r["cpu_s"];
     rw["e2e_first_s"] = r["first_s"];
     rw["e2e_load_s"] = r["load_s"];
     rw["e2e_network_s"] = r["network_s"];

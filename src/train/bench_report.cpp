@@ -188,12 +188,14 @@ std::vector<Json> evaluate_targets(const std::vector<Json>& rows, const std::str
 
 const std::vector<std::string>& bench_csv_columns() {
   static const std::vector<std::string> columns = {
-      "model", "key", "input", "params", "gflops", "forward_s", "forward_runs", "peak_rss_mb", "max_rss_mb",
-      "gflops_per_s", "matmul_fraction", "train_step_s", "train_runs", "train_peak_rss_mb", "distill_student_s",
-      "distill_cached_s", "distill_live_s", "distill_cached_ratio", "distill_live_ratio", "distill_cached_teachers",
-      "distill_live_teachers", "distill_student_peak_rss_mb", "distill_cached_peak_rss_mb", "distill_live_peak_rss_mb",
-      "window_case", "windows", "window_s", "window_runs", "window_peak_rss_mb", "e2e_case", "e2e_bbox_mm",
-      "e2e_load_s", "e2e_first_s", "e2e_s", "e2e_network_s", "e2e_runs", "e2e_peak_rss_mb", "e2e_process_s",
+      "model", "key", "input", "params", "gflops", "forward_s", "forward_runs", "forward_cpu_s", "peak_rss_mb",
+      "max_rss_mb", "gflops_per_s", "matmul_fraction", "train_step_s", "train_runs", "train_cpu_s",
+      "train_peak_rss_mb", "distill_student_s", "distill_cached_s", "distill_live_s", "distill_cached_ratio",
+      "distill_live_ratio", "distill_student_cpu_s", "distill_cached_cpu_s", "distill_live_cpu_s",
+      "distill_cached_teachers", "distill_live_teachers", "distill_student_peak_rss_mb", "distill_cached_peak_rss_mb",
+      "distill_live_peak_rss_mb", "window_case", "windows", "window_s", "window_runs", "window_cpu_s",
+      "window_peak_rss_mb", "e2e_case", "e2e_bbox_mm", "e2e_load_s", "e2e_first_s", "e2e_s", "e2e_network_s",
+      "e2e_runs", "e2e_cpu_s", "e2e_peak_rss_mb", "e2e_process_s",
       "reference_forward_s", "reference_peak_rss_mb", "reference_train_step_s", "reference_window_s",
       "reference_window_peak_rss_mb", "error", "notes"};
   return columns;
@@ -294,6 +296,7 @@ std::string format_markdown(const BenchReport& report) {
                                     with_commas(r.value("params", Json())),
                                     num(r.value("gflops", Json()), "%.1f"),
                                     secs(r["forward_s"]),
+                                    secs(r.value("forward_cpu_s", Json())),
                                     runs(r.value("forward_runs", Json())),
                                     mib(r.value("peak_rss_mb", Json())),
                                     num(r.value("gflops_per_s", Json()), "%.1f"),
@@ -307,20 +310,24 @@ std::string format_markdown(const BenchReport& report) {
           "forward (2 x MACs of convolutions, linear layers and matmuls). Peak RSS: the worker process's VmHWM "
           "(model, input and the forward's buffers, plus about the LibTorch baseline). Reference: facts.md (MONAI / "
           "reference code, torch 1.13).\n\n";
-    md << table({"model", "input", "parameters", "GFLOPs", "forward s", "runs", "peak RSS MiB", "GFLOP/s",
+    md << table({"model", "input", "parameters", "GFLOPs", "forward s", "CPU s", "runs", "peak RSS MiB", "GFLOP/s",
                  "of matmul peak", "reference s"},
                 fwd)
        << "\n";
   }
   auto tr = collect("train_step_s", [](const Json& r) {
-    return std::vector<std::string>{str(r["model"]), str(r["input"]), secs(r["train_step_s"]),
-                                    runs(r.value("train_runs", Json())), mib(r.value("train_peak_rss_mb", Json())),
+    return std::vector<std::string>{str(r["model"]),
+                                    str(r["input"]),
+                                    secs(r["train_step_s"]),
+                                    secs(r.value("train_cpu_s", Json())),
+                                    runs(r.value("train_runs", Json())),
+                                    mib(r.value("train_peak_rss_mb", Json())),
                                     secs(r.value("reference_train_step_s", Json()))};
   });
   if (!tr.empty()) {
     md << "### Training step\n\nBatch 1 at the model's patch: forward, the model's paper loss (Dice + CE with deep "
           "supervision; focal for H-DenseFormer), backward, gradient clipping, AdamW.\n\n";
-    md << table({"model", "input", "step s", "runs", "peak RSS MiB", "reference s"}, tr) << "\n";
+    md << table({"model", "input", "step s", "CPU s", "runs", "peak RSS MiB", "reference s"}, tr) << "\n";
   }
   std::vector<std::vector<std::string>> dist;
   for (const auto& r : rows) {
@@ -329,7 +336,7 @@ std::string format_markdown(const BenchReport& report) {
       if (!has(r, (k + "_s").c_str())) continue;
       dist.push_back({mode == "student" ? "student alone" : mode + " teachers", str(r["model"]) + " " + str(r["input"]),
                       mode == "student" ? "-" : str(r.value(k + "_teachers", Json())), secs(r[k + "_s"]),
-                      runs(r.value(k + "_runs", Json())),
+                      secs(r.value(k + "_cpu_s", Json())), runs(r.value(k + "_runs", Json())),
                       mode == "student" ? "1" : num(r.value(k + "_ratio", Json()), "%.2f"),
                       mib(r.value(k + "_peak_rss_mb", Json()))});
     }
@@ -338,7 +345,8 @@ std::string format_markdown(const BenchReport& report) {
     md << "### Distillation step\n\nSame batch and patch: the student's supervised step; the step with DistillLoss "
           "(every KD term: prediction KD with agreement weighting, coarse and fine attention maps) on cached teacher "
           "knowledge (fp16 probabilities and maps as the cache loader crops them); and with the teachers running.\n\n";
-    md << table({"mode", "student", "teachers", "step s", "runs", "x student alone", "peak RSS MiB"}, dist) << "\n";
+    md << table({"mode", "student", "teachers", "step s", "CPU s", "runs", "x student alone", "peak RSS MiB"}, dist)
+       << "\n";
   }
   auto win = collect("window_s", [](const Json& r) {
     const auto in = parse_bench_shape(r["input"].get<std::string>());
@@ -347,6 +355,7 @@ std::string format_markdown(const BenchReport& report) {
                                     shape_string({in[2], in[3], in[4]}),
                                     str(r.value("windows", Json())),
                                     secs(r["window_s"]),
+                                    secs(r.value("window_cpu_s", Json())),
                                     runs(r.value("window_runs", Json())),
                                     mib(r.value("window_peak_rss_mb", Json())),
                                     secs(r.value("reference_window_s", Json()))};
@@ -354,7 +363,8 @@ std::string format_markdown(const BenchReport& report) {
   if (!win.empty()) {
     md << "### Sliding window\n\nRandom case, roi = the model's patch, overlap " << num(st.value("overlap", Json()), "%g")
        << ", Gaussian blending, probabilities accumulated, batch 1 per window.\n\n";
-    md << table({"model", "case", "roi", "windows", "seconds", "runs", "peak RSS MiB", "reference s"}, win) << "\n";
+    md << table({"model", "case", "roi", "windows", "seconds", "CPU s", "runs", "peak RSS MiB", "reference s"}, win)
+       << "\n";
   }
   auto e2e = collect("e2e_s", [](const Json& r) {
     return std::vector<std::string>{str(r["model"]),
@@ -363,6 +373,7 @@ std::string format_markdown(const BenchReport& report) {
                                     secs(r.value("e2e_load_s", Json())),
                                     secs(r.value("e2e_first_s", Json())),
                                     secs(r["e2e_s"]),
+                                    secs(r.value("e2e_cpu_s", Json())),
                                     secs(r.value("e2e_network_s", Json())),
                                     runs(r.value("e2e_runs", Json())),
                                     mib(r.value("e2e_peak_rss_mb", Json()))};
@@ -372,7 +383,7 @@ std::string format_markdown(const BenchReport& report) {
           "predicted from an untrained model folder: read both images, resample into the bbox at 1 mm, normalise, "
           "sliding window, argmax, restore to the CT grid, write the .nii.gz label. \"load\" builds the predictor; "
           "\"first case\" is the first prediction in a fresh process; \"case\" the median after it.\n\n";
-    md << table({"model", "label grid", "bbox mm", "load s", "first case s", "case s", "network s", "runs",
+    md << table({"model", "label grid", "bbox mm", "load s", "first case s", "case s", "CPU s", "network s", "runs",
                  "peak RSS MiB"},
                 e2e)
        << "\n";

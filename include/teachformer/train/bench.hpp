@@ -88,7 +88,8 @@ inline constexpr const char* kBenchResultMarker = "TF_BENCH_RESULT ";
 ///   train:   "model", "input"
 ///   distill: "mode" ("student", "cached" or "live"), "model" (the student), "input", "teachers" [BenchModel JSON]
 ///   window:  "model", "case" [C, D, H, W], "roi" [D, H, W], "overlap"
-///   e2e:     "model_dir", "dataset" (raw dataset whose first case is predicted), "output" (label file written)
+///   e2e:     "model_dir", "dataset" (raw dataset whose first case is predicted), "output" (label file written),
+///            "overlap" (default 0.5)
 /// Every result holds "peak_rss_mb" (this process's VmHWM) and, where a model is built, "params" and "spec"
 /// ({"fixed_input_size", "size_divisor"}). A model that rejects the input gives {"skipped": true, "error": its
 /// message}; other library errors propagate. InvalidArgument names the field of a malformed task.
@@ -112,8 +113,12 @@ struct ChildResult {
   std::string stdout_text;
   /// The last 4 KiB it wrote to stderr.
   std::string stderr_tail;
-  /// Peak resident set size (MiB) as the kernel accounts it (wait4's ru_maxrss).
-  double max_rss_mb = 0;
+  /// The child's VmHWM (MiB) as last read from /proc/PID/status while it ran (sampled every 50 ms): an outside
+  /// view of the peak RSS the child reports itself (a peak in its last 50 ms can be missed).
+  double hwm_mb = 0;
+  /// wait4's ru_maxrss (MiB). On Linux exec keeps the larger of the old and the new high-water mark, so this is
+  /// at least the parent's RSS when it started the child: an upper bound only.
+  double ru_maxrss_mb = 0;
   /// Wall time from start to exit (s).
   double seconds = 0;
 };
@@ -128,8 +133,9 @@ nlohmann::json find_bench_result(const std::string& stdout_text);
 /// Runs one task and returns its result.
 using BenchTaskRunner = std::function<nlohmann::json(const nlohmann::json& task)>;
 /// Re-executes `command` with the task JSON appended as its last argument (e.g. {"/path/teachformer", "bench",
-/// "--worker"}) for every task and returns the worker's result plus "max_rss_mb" (wait4) and "process_s" (start to
-/// exit, library loading included). A worker that crashes, is killed, times out (`timeout_s`, 0 = none) or prints no
+/// "--worker"}) for every task and returns the worker's result plus "max_rss_mb" (ChildResult::hwm_mb, the parent's
+/// cross-check of the worker's "peak_rss_mb"), "ru_maxrss_mb" and "process_s" (start to exit, library loading
+/// included). A worker that crashes, is killed, times out (`timeout_s`, 0 = none) or prints no
 /// result gives {"error": "..."} with its exit status or signal and the last stderr line.
 BenchTaskRunner child_process_runner(std::vector<std::string> command, double timeout_s);
 /// Runs every task in this process (tests; peak RSS then covers everything run before).
@@ -157,7 +163,7 @@ struct BenchOptions {
   double budget_s = 20.0;
   /// Sliding-window case [C, D, H, W] (random values). Default 2 x 144^3.
   std::vector<int64_t> window_case{2, 144, 144, 144};
-  /// Sliding-window overlap (MONAI semantics). Default 0.5.
+  /// Sliding-window overlap (MONAI semantics) of the window and end-to-end sections. Default 0.5.
   double overlap = 0.5;
   /// Edge (mm) of the bbox of the synthetic PET/CT case of the end-to-end section; preprocessed at 1 mm it is this
   /// many voxels per side. Default 144 (the HECKTOR size).
