@@ -325,14 +325,14 @@ TEST(BenchChild, ATimedOutChildIsKilled) {
 TEST(BenchChild, TheSampledHighWaterMarkSeesTheChildsAllocationAlone) {
   // A child touching 200 MiB: its VmHWM, sampled from outside, shows them; ru_maxrss is at least as large (it also
   // counts this test process's RSS at the spawn, which is why it is only an upper bound).
+  // dd holds one 200 MiB block buffer, refilled from /dev/zero 30 times (about a second): long enough to be sampled.
   const ChildResult big = run_child_process(
-      {"/usr/bin/python3", "-c",
-       "import time\nx = bytearray(200 * 1024 * 1024)\nx[::4096] = b'1' * len(x[::4096])\ntime.sleep(0.4)"});
+      {"/bin/dd", "if=/dev/zero", "of=/dev/null", "bs=200M", "count=30", "status=none"});
   ASSERT_EQ(big.exit_code, 0) << big.stderr_tail;
-  EXPECT_GT(big.hwm_mb, 200.0);
+  EXPECT_GT(big.hwm_mb, 190.0);
   EXPECT_LT(big.hwm_mb, 400.0);
   EXPECT_GE(big.ru_maxrss_mb + 1.0, big.hwm_mb);
-  const ChildResult small = run_child_process({"/usr/bin/python3", "-c", "import time\ntime.sleep(0.3)"});
+  const ChildResult small = run_child_process({"/bin/sh", "-c", "exec sleep 0.3"});
   EXPECT_LT(small.hwm_mb, 100.0);
 }
 
