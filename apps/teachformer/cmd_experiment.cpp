@@ -30,6 +30,12 @@ void register_experiment(CLI::App& parent) {
                   "Students: teachformer, student_alone, hinton, at, single_teacher, multi_no_staging")
       ->delimiter(',')
       ->capture_default_str();
+  cmd->add_option("--teacher-epochs", o.teacher_epochs, "Epochs of each teacher (default: the preset's)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--student-epochs", o.student_epochs, "Epochs of each student (default: the preset's)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--steps-per-epoch", o.steps_per_epoch, "Steps per epoch of every run (default: the preset's)")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("-f,--fold", o.fold, "Fold to train on")->capture_default_str();
   cmd->add_option("--device", o.device, "cpu, cuda, cuda:N or auto")->capture_default_str();
   set_command(cmd, [] {

@@ -109,14 +109,15 @@ losses::LossBreakdown DistillLoss::compute(const models::SegOutput& output, cons
       std::vector<torch::Tensor> probs;
       for (const auto& k : know) probs.push_back(k.probs);
       const auto tw = teacher_weights(probs, batch.label, options_.aggregation, fixed, options_.confidence_tau);
+      std::vector<torch::Tensor> tempered;
+      for (const auto& p : probs)
+        tempered.push_back(options_.temperature == 1.0 ? p : temper_probabilities(p, options_.temperature));
+      const auto terms = multi_teacher_kd(output.logits, tempered, tw, options_.temperature);
       for (size_t i = 0; i < teachers_.size(); ++i) {
-        const auto pt = temper_probabilities(know[i].probs, options_.temperature);
-        const auto kl = kl_per_voxel(output.logits, pt, options_.temperature);
-        const auto term = (kl * tw[i]).mean();
-        result.add_term(std::string(kTermKd) + "." + teachers_[i]->name(), term);
+        result.add_term(std::string(kTermKd) + "." + teachers_[i]->name(), terms.per_teacher[i]);
         result.add_term("teacher_weight." + teachers_[i]->name(), tw[i].mean().detach());
-        kd = kd + term;
       }
+      kd = terms.total;
     }
     if (want_maps) {
       const auto sc = attention_map(output.taps.at(models::kEncoderCoarse), options_.attention.p);

@@ -77,6 +77,37 @@ torch::Tensor kl_per_voxel(const torch::Tensor& student_logits, const torch::Ten
   return kl * (temperature * temperature);
 }
 
+MultiTeacherKd multi_teacher_kd(const torch::Tensor& student_logits, const std::vector<torch::Tensor>& teacher_probs_t,
+                                const std::vector<torch::Tensor>& weights, double temperature) {
+  TF_CHECK(!teacher_probs_t.empty() && teacher_probs_t.size() == weights.size(), InvalidArgument,
+           "prediction KD: ", teacher_probs_t.size(), " teachers but ", weights.size(), " weights");
+  const double t2 = temperature * temperature;
+  const auto log_q = torch::log_softmax(student_logits.to(torch::kFloat) / temperature, 1);
+  MultiTeacherKd out;
+  torch::Tensor mixture;
+  torch::Tensor constant;  // sum_i mean(w_i * sum_k p_ik log p_ik): the teachers' part, no gradient
+  {
+    torch::NoGradGuard no_grad;
+    const auto log_q_value = log_q.detach();
+    for (size_t i = 0; i < teacher_probs_t.size(); ++i) {
+      const auto& p = teacher_probs_t[i];
+      TF_CHECK(p.sizes() == student_logits.sizes(), InvalidArgument, "prediction KD: student logits ",
+               student_logits.sizes().vec(), " and teacher probabilities ", p.sizes().vec(), " differ in shape");
+      const auto pf = p.to(torch::kFloat);
+      const auto neg_entropy = (pf * pf.clamp_min(1e-8).log()).sum(1, true);
+      const auto cross = (pf * log_q_value).sum(1, true);
+      const auto& w = weights[i];
+      const auto c = (neg_entropy * w).mean();
+      constant = constant.defined() ? constant + c : c;
+      out.per_teacher.push_back(((neg_entropy - cross) * w).mean() * t2);
+      const auto weighted = pf * w;
+      mixture = mixture.defined() ? mixture.add_(weighted) : weighted;
+    }
+  }
+  out.total = (constant - (mixture * log_q).sum(1, true).mean()) * t2;
+  return out;
+}
+
 Aggregation parse_aggregation(const std::string& name) {
   if (name == "mean") return Aggregation::Mean;
   if (name == "confidence") return Aggregation::Confidence;
@@ -129,8 +160,9 @@ std::vector<torch::Tensor> teacher_weights(const std::vector<torch::Tensor>& pro
   const auto idx = label.to(torch::kLong);
   std::vector<torch::Tensor> ce;
   for (size_t i = 0; i < k; ++i) {
-    const auto logp = probs[i].to(torch::kFloat).clamp_min(1e-8).log();
-    ce.push_back(-logp.gather(1, idx).reshape({logp.size(0), -1}).mean(1));  // [B]
+    // log of the label's probability only (gather first: one channel instead of K)
+    const auto logp = probs[i].gather(1, idx).to(torch::kFloat).clamp_min(1e-8).log();
+    ce.push_back(-logp.reshape({logp.size(0), -1}).mean(1));  // [B]
   }
   const auto s = torch::softmax(torch::stack(ce), 0);  // [K, B]
   // (1 - s_k) / (K - 1) sums to 1 over teachers; unequal configured weights scale it and renormalise.

@@ -7,6 +7,7 @@
 
 #include "models/detail/factories.hpp"
 #include "teachformer/core/error.hpp"
+#include "teachformer/core/strings.hpp"
 
 namespace teachformer::models {
 namespace {
@@ -33,17 +34,6 @@ const std::map<std::string, Entry>& registry() {
   return entries;
 }
 
-size_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j)
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
-    std::swap(prev, cur);
-  }
-  return prev[b.size()];
-}
 
 }  // namespace
 
@@ -55,14 +45,8 @@ std::vector<std::string> model_keys() {
 
 void require_model_key(const std::string& key) {
   if (registry().count(key)) return;
-  std::string nearest;
-  size_t best = std::string::npos;
-  for (const auto& kv : registry()) {
-    const size_t d = edit_distance(key, kv.first);
-    if (d < best) best = d, nearest = kv.first;
-  }
-  TF_THROW(InvalidArgument, "unknown model '", key, "'; valid models: ", model_keys(), "; did you mean '", nearest,
-           "'?");
+  TF_THROW(InvalidArgument, "unknown model '", key, "'; valid models: ", model_keys(), "; did you mean '",
+           nearest_name(key, model_keys()), "'?");
 }
 
 std::string model_description(const std::string& key) {

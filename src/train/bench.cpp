@@ -22,6 +22,7 @@
 #include <sstream>
 
 #include "teachformer/core/error.hpp"
+#include "teachformer/core/strings.hpp"
 #include "teachformer/core/fs.hpp"
 #include "teachformer/core/json.hpp"
 #include "teachformer/core/runtime.hpp"
@@ -42,17 +43,6 @@ using Clock = std::chrono::steady_clock;
 
 double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-size_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j)
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
-    std::swap(prev, cur);
-  }
-  return prev[b.size()];
-}
 
 std::vector<std::string> split_list(const std::string& text) {
   std::vector<std::string> parts;
@@ -151,13 +141,8 @@ BenchModel bench_model(const std::string& name, int64_t in_channels, int64_t out
     m.patch = {144, 144, 144};
   } else {
     const auto names = bench_model_names();
-    std::string nearest;
-    size_t best = std::string::npos;
-    for (const auto& n : names) {
-      const size_t d = edit_distance(name, n);
-      if (d < best) best = d, nearest = n;
-    }
-    TF_THROW(InvalidArgument, "unknown bench model '", name, "'; valid: ", names, "; did you mean '", nearest, "'?");
+    TF_THROW(InvalidArgument, "unknown bench model '", name, "'; valid: ", names, "; did you mean '",
+             nearest_name(name, names), "'?");
   }
   return m;
 }

@@ -41,6 +41,10 @@ struct PresetPlan {
   std::vector<double> spacing;
   /// Patch [D, H, W] for every model; empty = the training preset's.
   std::vector<int64_t> patch;
+  /// Epochs of the teachers and of the students, steps per epoch (0 = the training preset's).
+  int64_t teacher_epochs = 0;
+  int64_t student_epochs = 0;
+  int64_t steps_per_epoch = 0;
 };
 
 PresetPlan preset_plan(const ExperimentOptions& o) {
@@ -50,10 +54,17 @@ PresetPlan preset_plan(const ExperimentOptions& o) {
   const std::vector<double> spacing = mri ? std::vector<double>{1.0, 1.0, 3.0} : std::vector<double>{2.0, 2.0, 2.0};
   const std::vector<int64_t> patch = mri ? std::vector<int64_t>{32, 64, 64} : std::vector<int64_t>{32, 32, 32};
   if (o.preset == "tiny") return {"tiny", 6, 2, spacing, patch};
-  if (o.preset == "demo") return {"demo", 20, 6, spacing, patch};
+  // demo: about 7 minutes on an idle 2-core machine (teachers ~1.5-2 min each, students ~20 s each). Teachers need
+  // these 36 x 12 steps to beat the student trained alone; shorter runs give weak teachers and KD cannot help.
+  if (o.preset == "demo") return {"demo", 32, 10, spacing, patch, 36, 36, 12};
   if (o.preset == "paper-hecktor") return {"paper", 0, 0, {}, {96, 96, 96}};
   if (o.preset == "paper-picai") return {"paper", 0, 0, {}, {32, 256, 256}};
   TF_THROW(InvalidArgument, "unknown experiment preset '", o.preset, "'; presets: ", experiment_presets());
+}
+
+void set_length(JobOptions& job, int64_t epochs, int64_t steps_per_epoch) {
+  if (epochs > 0) job.epochs = epochs;
+  if (steps_per_epoch > 0) job.steps_per_epoch = steps_per_epoch;
 }
 
 // Phantoms are written once; a marker says the folder is complete.
@@ -238,6 +249,8 @@ ExperimentResult run_experiment(const ExperimentOptions& o) {
     job.patch_size = plan.patch;
     job.device = o.device;
     job.seed = o.seed;
+    set_length(job, o.teacher_epochs > 0 ? o.teacher_epochs : plan.teacher_epochs,
+               o.steps_per_epoch > 0 ? o.steps_per_epoch : plan.steps_per_epoch);
     records[key] = run_or_reuse(job.output, [&](bool resume) {
       job.resume = resume;
       return run_train_job(job);
@@ -260,6 +273,8 @@ ExperimentResult run_experiment(const ExperimentOptions& o) {
     job.patch_size = plan.patch;
     job.device = o.device;
     job.seed = o.seed;
+    set_length(job, o.student_epochs > 0 ? o.student_epochs : plan.student_epochs,
+               o.steps_per_epoch > 0 ? o.steps_per_epoch : plan.steps_per_epoch);
     DistillJobOptions d;
     d.strategy = s == "single_teacher" ? "teachformer" : s;
     d.cache = o.cache;

@@ -45,6 +45,20 @@ torch::Tensor temper_probabilities(const torch::Tensor& probs, double temperatur
 /// temperature T) of the same shape -> [B, 1, ...].
 torch::Tensor kl_per_voxel(const torch::Tensor& student_logits, const torch::Tensor& teacher_probs_t, double temperature);
 
+/// Weighted prediction KD from several teachers at once.
+struct MultiTeacherKd {
+  /// sum_i mean(w_i * KL(p_i || q)) * T^2, differentiable in the student's logits.
+  torch::Tensor total;
+  /// Each teacher's mean(w_i * KL(p_i || q)) * T^2 (detached, for the log; they sum to `total`).
+  std::vector<torch::Tensor> per_teacher;
+};
+/// The same value as summing `(kl_per_voxel(z, p_i, T) * w_i).mean()` over teachers, with one backward path: the
+/// student's log-probabilities q = log_softmax(z / T) are computed once and the gradient flows through a single
+/// cross-entropy against the weighted mixture sum_i w_i p_i (the teachers' entropies are constants). `teacher_probs_t`
+/// are at temperature T already, each [B, K, ...] like the logits; `weights` broadcast to [B, 1, ...].
+MultiTeacherKd multi_teacher_kd(const torch::Tensor& student_logits, const std::vector<torch::Tensor>& teacher_probs_t,
+                                const std::vector<torch::Tensor>& weights, double temperature);
+
 /// How several teachers' predictions are combined.
 enum class Aggregation {
   Mean,        ///< fixed weights (the teachers' configured weights, normalised)

@@ -30,6 +30,10 @@ struct ExperimentOptions {
   std::vector<std::string> teachers{"unetr", "swin_unetr", "hdenseformer"};
   /// Students to distil: "teachformer", "student_alone", "hinton", "at", "single_teacher", "multi_no_staging".
   std::vector<std::string> students{"teachformer", "student_alone", "hinton", "at", "single_teacher"};
+  /// Epochs of every teacher / every student and steps per epoch (0 = the preset's).
+  int64_t teacher_epochs = 0;
+  int64_t student_epochs = 0;
+  int64_t steps_per_epoch = 0;
   /// Fold trained on.
   int fold = 0;
   /// Use the teacher cache.

@@ -68,6 +68,38 @@ TEST(PredictionKd, KlPerVoxelMatchesHandComputedValueAndTemperatureScaling) {
   EXPECT_NEAR(kl_per_voxel(same.log(), same, 1.0).abs().max().item<float>(), 0.0, 1e-6);
 }
 
+TEST(PredictionKd, MultiTeacherKdEqualsTheSumOfWeightedKlTermsInValueAndGradient) {
+  torch::manual_seed(3);
+  for (double temperature : {1.0, 2.5}) {
+    const auto z = torch::randn({2, 3, 4, 3, 5});
+    std::vector<torch::Tensor> probs, weights;
+    for (int i = 0; i < 3; ++i) probs.push_back(temper_probabilities(torch::softmax(torch::randn(z.sizes()), 1),
+                                                                     temperature));
+    weights.push_back(torch::tensor({0.2f, 0.5f}).view({2, 1, 1, 1, 1}));          // per sample
+    weights.push_back(torch::rand({2, 1, 4, 3, 5}));                                // per voxel
+    weights.push_back(torch::full({1}, 0.3f));                                       // fixed
+    auto z1 = z.clone().requires_grad_(true), z2 = z.clone().requires_grad_(true);
+    torch::Tensor reference = torch::zeros({});
+    std::vector<double> per;
+    for (size_t i = 0; i < probs.size(); ++i) {
+      const auto t = (kl_per_voxel(z1, probs[i], temperature) * weights[i]).mean();
+      per.push_back(t.item<double>());
+      reference = reference + t;
+    }
+    const auto kd = multi_teacher_kd(z2, probs, weights, temperature);
+    EXPECT_NEAR(kd.total.item<double>(), reference.item<double>(), 1e-5) << "T " << temperature;
+    ASSERT_EQ(kd.per_teacher.size(), 3u);
+    for (size_t i = 0; i < 3; ++i) EXPECT_NEAR(kd.per_teacher[i].item<double>(), per[i], 1e-5) << i;
+    EXPECT_FALSE(kd.per_teacher[0].requires_grad());
+    reference.backward();
+    kd.total.backward();
+    EXPECT_TRUE(torch::allclose(z1.grad(), z2.grad(), 1e-5, 1e-7)) << "T " << temperature;
+  }
+  EXPECT_THROW(multi_teacher_kd(torch::zeros({1, 2, 2, 2, 2}), {torch::zeros({1, 3, 2, 2, 2})},
+                                {torch::ones({1})}, 1.0),
+               InvalidArgument);
+}
+
 TEST(TeacherWeights, MeanUsesNormalisedFixedWeights) {
   auto p = torch::softmax(torch::randn({1, 2, 2, 2, 2}), 1);
   auto w = teacher_weights({p, p}, {}, Aggregation::Mean, {1.0, 3.0});

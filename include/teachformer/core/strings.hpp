@@ -1,0 +1,15 @@
+// Small string helpers shared by the error messages of several layers.
+#pragma once
+#include <cstddef>
+#include <string>
+#include <vector>
+
+namespace teachformer {
+
+/// Levenshtein distance (insertions, deletions, substitutions of bytes).
+size_t edit_distance(const std::string& a, const std::string& b);
+/// The candidate closest to `query` by edit distance (the first on ties); empty when there is no candidate. For
+/// "did you mean" hints.
+std::string nearest_name(const std::string& query, const std::vector<std::string>& candidates);
+
+}  // namespace teachformer

@@ -1,0 +1,29 @@
+#include "teachformer/core/strings.hpp"
+
+#include <algorithm>
+
+namespace teachformer {
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j)
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+std::string nearest_name(const std::string& query, const std::vector<std::string>& candidates) {
+  std::string nearest;
+  size_t best = std::string::npos;
+  for (const auto& c : candidates) {
+    const size_t d = edit_distance(query, c);
+    if (d < best) best = d, nearest = c;
+  }
+  return nearest;
+}
+
+}  // namespace teachformer
