@@ -46,7 +46,7 @@ struct Args {
   std::string patch, window_case, what = "forward,train,distill,window,e2e", format = "markdown", output, work_dir;
   std::string student = "teachformer_s";
   int repeats = 0;
-  double budget = -1, bbox_mm = 0, memory_limit_gb = 0, timeout = 1800, overlap = 0.5;
+  double budget = -1, min_time = -1, bbox_mm = 0, memory_limit_gb = 0, timeout = 1800, overlap = 0.5;
   bool quick = false;
   std::string worker;
 };
@@ -82,6 +82,7 @@ train::BenchOptions to_options(const Args& a) {
   o.student = a.student;
   o.repeats = a.repeats > 0 ? a.repeats : (a.quick ? 1 : 3);
   o.budget_s = a.budget >= 0 ? a.budget : (a.quick ? 2.0 : 20.0);
+  o.min_s = a.min_time >= 0 ? a.min_time : (a.quick ? 0.0 : 3.0);
   const std::string wc = !a.window_case.empty() ? a.window_case : (a.quick ? "2x48x48x48" : "2x144x144x144");
   const auto w = train::parse_bench_shape(wc, "--case");
   TF_CHECK(w[0] == 1, InvalidArgument, "--case '", wc, "': expected CxDxHxW");
@@ -138,6 +139,10 @@ void register_bench(CLI::App& parent) {
   cmd->add_option("--budget", a.budget,
                   "Seconds: no further timed run of a measurement starts after this (at least one runs). Default 20 "
                   "(--quick: 2)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--min-time", a.min_time,
+                  "Seconds: fast measurements keep running (up to 50 timed runs) until their runs took this long, so "
+                  "one noisy moment cannot move the median. Default 3 (--quick: 0)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--teachers", a.teachers,
                   "Teachers of the distillation section (cached: all; live: those whose patch is the student's)")

@@ -536,7 +536,7 @@ class Runner {
     for (auto s : o_.sections) sections.push_back(to_string(s));
     return {{"models", models},       {"teachers", teachers},          {"inputs", inputs},
             {"sections", sections},   {"student", o_.student},         {"repeats", o_.repeats},
-            {"budget_s", o_.budget_s}, {"window_case", shape_string(o_.window_case)},
+            {"budget_s", o_.budget_s}, {"min_s", o_.min_s}, {"window_case", shape_string(o_.window_case)},
             {"overlap", o_.overlap},  {"e2e_bbox_mm", o_.e2e_bbox_mm}, {"threads", o_.threads},
             {"memory_limit_mb", o_.memory_limit_mb}, {"seed", o_.seed}};
   }
@@ -545,6 +545,7 @@ class Runner {
     return {{"task", kind},
             {"repeats", o_.repeats},
             {"budget_s", o_.budget_s},
+            {"min_s", o_.min_s},
             {"seed", o_.seed},
             {"threads", o_.threads},
             {"memory_limit_mb", o_.memory_limit_mb}};

@@ -132,5 +132,21 @@ TEST(Experiment, TinyPresetPrintsTheComparisonTable) {
   EXPECT_EQ(again.output.find("train unetr"), std::string::npos) << again.output;
 }
 
+TEST(Experiment, MriPhantomsAreScoredWithThePicaiProtocol) {
+  TempDir dir;
+  const auto r = run_cli("-q experiment --preset tiny --kind mri -o " + q(dir / "exp") +
+                         " --teachers unetr --students student_alone --cases 4 --test-cases 3");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (const char* name : {"AUROC", "| AP |", "PI-CAI score", "| student:student_alone |"})
+    EXPECT_NE(r.output.find(name), std::string::npos) << name << "\n" << r.output;
+  // picai_eval's layout beside the detection maps of every held-out case.
+  const auto metrics = read_json(dir / "exp" / "predictions" / "student_student_alone" / "metrics.json");
+  for (const char* key : {"auroc", "AP", "score"}) EXPECT_TRUE(metrics.contains(key)) << key << ": " << metrics.dump();
+  int maps = 0;
+  for (const auto& e : fs::directory_iterator(dir / "exp" / "predictions" / "student_student_alone" / "detection"))
+    maps += e.path().string().find(".nii.gz") != std::string::npos;
+  EXPECT_EQ(maps, 3);
+}
+
 }  // namespace
 }  // namespace teachformer::test

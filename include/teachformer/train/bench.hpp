@@ -83,7 +83,9 @@ inline constexpr const char* kBenchResultMarker = "TF_BENCH_RESULT ";
 
 /// Runs one measurement in this process and returns its result object. Task fields: "task" ("forward", "train",
 /// "distill", "window" or "e2e"), "repeats" (timed runs after one warm-up, >= 1; default 3), "budget_s" (no further
-/// timed run starts once the timed runs took this long; default 20), "seed" (default 0), plus per task:
+/// timed run starts once the timed runs took this long; default 20), "min_s" (more timed runs, up to 50, until they
+/// took this long, so the median of a fast measurement is not at the mercy of one noisy moment; default 0), "seed"
+/// (default 0), plus per task:
 ///   forward: "model" (BenchModel JSON), "input" [B, C, D, H, W]
 ///   train:   "model", "input"
 ///   distill: "mode" ("student", "cached" or "live"), "model" (the student), "input", "teachers" [BenchModel JSON]
@@ -161,6 +163,8 @@ struct BenchOptions {
   int repeats = 3;
   /// No further timed run starts once a measurement's timed runs took this many seconds (at least one runs).
   double budget_s = 20.0;
+  /// Fast measurements keep running (up to 50 timed runs) until their timed runs took this many seconds. Default 0.
+  double min_s = 0.0;
   /// Sliding-window case [C, D, H, W] (random values). Default 2 x 144^3.
   std::vector<int64_t> window_case{2, 144, 144, 144};
   /// Sliding-window overlap (MONAI semantics) of the window and end-to-end sections. Default 0.5.

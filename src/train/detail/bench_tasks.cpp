@@ -56,6 +56,7 @@ T field_or(const Json& task, const char* key, T fallback) {
 struct Timing {
   int repeats = 3;
   double budget_s = 20.0;
+  double min_s = 0.0;
   uint64_t seed = 0;
 };
 
@@ -63,9 +64,11 @@ Timing timing(const Json& task) {
   Timing t;
   t.repeats = field_or<int>(task, "repeats", t.repeats);
   t.budget_s = field_or<double>(task, "budget_s", t.budget_s);
+  t.min_s = field_or<double>(task, "min_s", t.min_s);
   t.seed = field_or<uint64_t>(task, "seed", t.seed);
   TF_CHECK(t.repeats >= 1, InvalidArgument, "bench task: repeats must be >= 1, got ", t.repeats);
   TF_CHECK(t.budget_s >= 0, InvalidArgument, "bench task: budget_s must be >= 0, got ", t.budget_s);
+  TF_CHECK(t.min_s >= 0, InvalidArgument, "bench task: min_s must be >= 0, got ", t.min_s);
   return t;
 }
 
@@ -81,11 +84,19 @@ struct Runs {
   std::vector<double> wall, cpu;
 };
 
-// Timed runs after the caller's warm-up: `repeats` of them, fewer when the budget is spent (never none).
+// Timed runs after the caller's warm-up: `repeats` of them, fewer when the budget is spent (never none), more (up to
+// kMaxRuns) while they took less than min_s.
 Runs timed_runs(const std::function<void()>& fn, const Timing& t) {
+  constexpr int kMaxRuns = 50;
   Runs runs;
   double total = 0;
-  while (int(runs.wall.size()) < t.repeats && (runs.wall.empty() || total < t.budget_s)) {
+  auto more = [&] {
+    const int n = int(runs.wall.size());
+    if (n == 0) return true;
+    if (total >= t.budget_s) return false;
+    return n < t.repeats || (total < t.min_s && n < kMaxRuns);
+  };
+  while (more()) {
     const double c0 = process_cpu_s();
     const auto t0 = Clock::now();
     fn();

@@ -176,6 +176,21 @@ TEST_F(BenchTasks, NoTimedRunStartsOnceTheBudgetIsSpent) {
   EXPECT_EQ(run_bench_task(t)["runs"].size(), 1u);
 }
 
+TEST_F(BenchTasks, AFastMeasurementRunsUntilTheMinimumTimeUpToFiftyRuns) {
+  Json t = base_task("forward", 2);
+  t["model"] = to_json(tiny_student());
+  t["input"] = {1, 2, 16, 16, 16};
+  t["min_s"] = 1e6;  // never reached: the cap stops it
+  EXPECT_EQ(run_bench_task(t)["runs"].size(), 50u);
+  t["min_s"] = 0.0;
+  EXPECT_EQ(run_bench_task(t)["runs"].size(), 2u);
+  t["min_s"] = 1e6;
+  t["budget_s"] = 0.0;  // the budget still wins
+  EXPECT_EQ(run_bench_task(t)["runs"].size(), 1u);
+  t["min_s"] = -1.0;
+  EXPECT_THROW(run_bench_task(t), InvalidArgument);
+}
+
 TEST_F(BenchTasks, AnInputTheModelRejectsIsSkippedWithItsMessage) {
   Json t = base_task("forward");
   t["model"] = to_json(tiny_student());
