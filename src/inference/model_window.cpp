@@ -12,6 +12,7 @@ WindowFunction model_window_function(models::SegmentationModel model, std::vecto
   request.features = !taps.empty();
   request.intermediates = false;
   request.attention = false;
+  request.deep_supervision = false;
   for (const auto& tap : taps) {
     if (tap.rfind(models::kAttentionPrefix, 0) == 0)
       request.attention = true;

@@ -50,7 +50,7 @@ torch::Tensor Predictor::predict_preprocessed(const torch::Tensor& image) const 
   o.sigma_scale(options_.sigma_scale).device(device_);
   if (options_.mirror) o.mirror_axes({0, 1, 2});
   std::vector<WindowFunction> members;
-  const models::TapRequest none{false, false, false};
+  const models::TapRequest none{false, false, false, false};
   for (const auto& m : models_) {
     members.push_back([m, none](const torch::Tensor& w) {
       return std::vector<torch::Tensor>{m->forward(w, none).logits};

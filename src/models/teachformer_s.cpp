@@ -29,7 +29,7 @@ TeachFormerSOptions teachformer_s_preset(const std::string& name, int64_t in_cha
   if (name == "tiny")
     return o.channels({16, 16, 32, 64}).depths({0, 1, 1, 0}).transformer_depth(1).heads(2).head_channels(8);
   if (name == "base")
-    return o.channels({32, 64, 128, 256}).depths({0, 1, 2, 0}).transformer_depth(4).heads(8).head_channels(16);
+    return o.channels({32, 64, 128, 256}).depths({0, 1, 2, 0}).fine_decoder_depth(1).transformer_depth(4).heads(8).head_channels(16);
   TF_THROW(InvalidArgument, "teachformer_s: unknown preset '", name, "'; valid presets: ", teachformer_s_presets());
 }
 
@@ -39,6 +39,7 @@ nlohmann::json to_json(const TeachFormerSOptions& o) {
           {"channels", o.channels()},
           {"depths", o.depths()},
           {"decoder_depth", o.decoder_depth()},
+          {"fine_decoder_depth", o.fine_decoder_depth()},
           {"transformer_depth", o.transformer_depth()},
           {"heads", o.heads()},
           {"mlp_ratio", o.mlp_ratio()},
@@ -59,17 +60,19 @@ TeachFormerSOptions teachformer_s_options_from_json(const nlohmann::json& json) 
   r.get("preset", preset).get("in_channels", in_channels).get("out_channels", out_channels);
   TeachFormerSOptions o = teachformer_s_preset(preset, in_channels, out_channels);
   auto channels = o.channels(), depths = o.depths();
-  auto decoder_depth = o.decoder_depth(), transformer_depth = o.transformer_depth(), heads = o.heads();
+  auto decoder_depth = o.decoder_depth(), fine_decoder_depth = o.fine_decoder_depth(), transformer_depth = o.transformer_depth(), heads = o.heads();
   auto mlp_ratio = o.mlp_ratio(), head_channels = o.head_channels(), deep_supervision = o.deep_supervision();
   bool pos_conv = o.pos_conv(), input_skip = o.input_skip();
   std::string norm = o.norm();
   double negative_slope = o.negative_slope(), dropout = o.dropout(), norm_eps = o.norm_eps();
   r.get("channels", channels).get("depths", depths).get("decoder_depth", decoder_depth);
+  r.get("fine_decoder_depth", fine_decoder_depth);
   r.get("transformer_depth", transformer_depth).get("heads", heads).get("mlp_ratio", mlp_ratio);
   r.get("pos_conv", pos_conv).get("head_channels", head_channels).get("input_skip", input_skip);
   r.get("deep_supervision", deep_supervision).get("norm", norm).get("negative_slope", negative_slope);
   r.get("dropout", dropout).get("norm_eps", norm_eps);
   r.finish();
+  o.fine_decoder_depth(fine_decoder_depth);
   o.channels(channels).depths(depths).decoder_depth(decoder_depth).transformer_depth(transformer_depth).heads(heads);
   o.mlp_ratio(mlp_ratio).pos_conv(pos_conv).head_channels(head_channels).input_skip(input_skip);
   o.deep_supervision(deep_supervision).norm(norm).negative_slope(negative_slope).dropout(dropout).norm_eps(norm_eps);
@@ -94,6 +97,7 @@ void validate(const TeachFormerSOptions& o) {
   for (int64_t d : o.depths())
     TF_CHECK(d >= 0, InvalidArgument, ctx, ": option depths must be >= 0, got ", o.depths());
   at_least("decoder_depth", o.decoder_depth(), 0);
+  at_least("fine_decoder_depth", o.fine_decoder_depth(), 0);
   at_least("transformer_depth", o.transformer_depth(), 0);
   at_least("heads", o.heads(), 1);
   at_least("mlp_ratio", o.mlp_ratio(), 1);
@@ -118,17 +122,28 @@ void validate(const TeachFormerSOptions& o) {
 namespace {
 // y [B, (C, kd, kh, kw), d h w] (sub-voxel phases) -> [B, C, 2d, 2h, 2w]. Without grad mode a scatter kernel
 // replaces the 8-dim permute copy (whose innermost run has length 2).
-torch::Tensor detail_interleave(const torch::Tensor& y, int64_t b, int64_t c, int64_t d, int64_t h, int64_t w) {
-  if (torch::GradMode::is_enabled() || y.scalar_type() != torch::kFloat32)
-    return y.reshape({b, c, 2, 2, 2, d, h, w}).permute({0, 1, 5, 2, 6, 3, 7, 4}).reshape({b, c, 2 * d, 2 * h, 2 * w});
-  torch::Tensor out = torch::empty({b, c, 2 * d, 2 * h, 2 * w}, y.options());
+// With `onto` (no grad mode only) the interleaved result is added into that tensor in place and returned: the
+// decoder's skip addition without a separate sum pass over the widest feature map.
+torch::Tensor detail_interleave(const torch::Tensor& y, int64_t b, int64_t c, int64_t d, int64_t h, int64_t w,
+                                torch::Tensor onto = {}) {
+  const bool fast = !torch::GradMode::is_enabled() && y.scalar_type() == torch::kFloat32;
+  if (!fast) {
+    torch::Tensor out =
+        y.reshape({b, c, 2, 2, 2, d, h, w}).permute({0, 1, 5, 2, 6, 3, 7, 4}).reshape({b, c, 2 * d, 2 * h, 2 * w});
+    return onto.defined() ? out + onto : out;
+  }
+  const bool accumulate = onto.defined() && onto.scalar_type() == torch::kFloat32 && onto.is_contiguous() &&
+                          onto.sizes() == torch::IntArrayRef({b, c, 2 * d, 2 * h, 2 * w});
+  torch::Tensor out = accumulate ? onto : torch::empty({b, c, 2 * d, 2 * h, 2 * w}, y.options());
   const torch::Tensor phases = y.reshape({b, c, 8, d, h, w});
-  for (int p = 0; p < 8; ++p) detail::scatter_phase_(out, phases.select(2, p), p >> 2, (p >> 1) & 1, p & 1);
-  return out;
+  for (int p = 0; p < 8; ++p)
+    detail::scatter_phase_(out, phases.select(2, p), p >> 2, (p >> 1) & 1, p & 1, accumulate);
+  return onto.defined() && !accumulate ? out.add_(onto) : out;
 }
 }  // namespace
 
-torch::Tensor conv_transpose3d_k2s2(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
+torch::Tensor conv_transpose3d_k2s2(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
+                                    const torch::Tensor& add_to) {
   TF_CHECK(x.dim() == 5 && weight.dim() == 5 && weight.size(2) == 2 && weight.size(3) == 2 && weight.size(4) == 2 &&
                x.size(1) == weight.size(0),
            InvalidArgument, "conv_transpose3d_k2s2: expected x [B, I, D, H, W] and weight [I, O, 2, 2, 2], got ",
@@ -145,7 +160,7 @@ torch::Tensor conv_transpose3d_k2s2(const torch::Tensor& x, const torch::Tensor&
     y = torch::matmul(wt, xf);
   }
   nn::count_macs("conv_transpose", nn::conv_transpose_macs(weight, x));
-  return detail_interleave(y, b, out, d, h, w);
+  return detail_interleave(y, b, out, d, h, w, add_to);
 }
 
 namespace {
@@ -356,7 +371,8 @@ TeachFormerSImpl::TeachFormerSImpl(const TeachFormerSOptions& options)
   for (int64_t i = 0; i + 1 < stages; ++i) {
     up->push_back(torch::nn::ConvTranspose3d(torch::nn::ConvTranspose3dOptions(ch[i + 1], ch[i], 2).stride(2)));
     torch::nn::ModuleList units;
-    for (int64_t j = 0; j < options_.decoder_depth(); ++j) units->push_back(ConvNormAct(ch[i], ch[i], 3, 1, 1, options_));
+    const int64_t depth = i == 0 ? options_.fine_decoder_depth() : options_.decoder_depth();
+    for (int64_t j = 0; j < depth; ++j) units->push_back(ConvNormAct(ch[i], ch[i], 3, 1, 1, options_));
     decoder->push_back(units);
   }
   head_up = register_module(
@@ -424,12 +440,14 @@ SegOutput TeachFormerSImpl::forward(const torch::Tensor& input, const TapRequest
   std::vector<torch::Tensor> ds(options_.deep_supervision());
   for (int64_t i = stages - 2; i >= 0; --i) {
     auto& upconv = *up[i]->as<torch::nn::ConvTranspose3d>();
-    x = conv_transpose3d_k2s2(x, upconv.weight, upconv.bias);
-    x = fast ? x.add_(skips[i]) : x + skips[i];
+    // up(x) + skip; in no-grad mode written into the skip's buffer (the skip is not used again).
+    // (Intermediates keep references to the encoder outputs: then the skip is copied first.)
+    x = conv_transpose3d_k2s2(x, upconv.weight, upconv.bias, keep && fast ? skips[i].clone() : skips[i]);
     skips[i] = torch::Tensor();
     for (const auto& unit : *decoder[i]->as<torch::nn::ModuleList>()) x = unit->as<ConvNormActImpl>()->forward(x);
     if (keep) taps.set("decoder" + std::to_string(i), x);
-    if (i < options_.deep_supervision()) ds[i] = detail::conv3d(*ds_heads[i]->as<torch::nn::Conv3d>(), x);
+    if (i < options_.deep_supervision() && request.deep_supervision)
+      ds[i] = detail::conv3d(*ds_heads[i]->as<torch::nn::Conv3d>(), x);
   }
   if (request.features) taps.set(kDecoderFine, x);
 
@@ -468,7 +486,7 @@ SegOutput TeachFormerSImpl::forward(const torch::Tensor& input, const TapRequest
                                        {0, 0, 0});
   }
   out.logits = logits;
-  out.deep_supervision = std::move(ds);
+  if (request.deep_supervision) out.deep_supervision = std::move(ds);
   return out;
 }
 

@@ -11,7 +11,7 @@ CasePredictor make_sliding_window_predictor(std::vector<int64_t> patch_size, dou
                                                                  const torch::Tensor& image) {
     inference::SlidingWindowOptions o;
     o.roi_size(patch_size).overlap(overlap).device(device);
-    const models::TapRequest none{false, false, false};
+    const models::TapRequest none{false, false, false, false};
     inference::WindowFunction fn = [&model, none](const torch::Tensor& windows) {
       return std::vector<torch::Tensor>{model.forward(windows, none).logits};
     };

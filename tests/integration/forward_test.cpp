@@ -133,7 +133,7 @@ TEST(ModelsCli, ListsEveryModelAndSaysWhyOneRejectsTheInput) {
   const auto table = run_cli("models --input 2x16x16x16 -m teachformer_s");
   ASSERT_EQ(table.exit_code, 0) << table.output;
   EXPECT_THAT(table.output, HasSubstr("teachformer_s"));
-  EXPECT_THAT(table.output, HasSubstr("992,210"));
+  EXPECT_THAT(table.output, HasSubstr("985,266"));
   const auto bad = run_cli("models --input 2x16x16");
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_THAT(bad.output, HasSubstr("--input '2x16x16': expected CxDxHxW or BxCxDxHxW"));

@@ -42,6 +42,9 @@ struct TapRequest {
   bool attention = false;
   /// Record model-specific debugging intermediates (e.g. "vit_hidden_3", "swin_hidden_2").
   bool intermediates = false;
+  /// Compute the deep-supervision outputs. Prediction sets this to false (as nnU-Net switches deep supervision off
+  /// for inference): models may then leave SegOutput::deep_supervision empty.
+  bool deep_supervision = true;
 };
 
 /// Output of every segmentation model.

@@ -48,8 +48,12 @@ struct TeachFormerSOptions {
   TORCH_ARG(std::vector<int64_t>, channels) = std::vector<int64_t>{16, 32, 64, 128};
   /// Residual 3^3 conv units per encoder stage (same length as channels). Default [0, 1, 1, 0].
   TORCH_ARG(std::vector<int64_t>, depths) = std::vector<int64_t>{0, 1, 1, 0};
-  /// 3^3 conv units per decoder stage (after adding the skip). Default 1.
+  /// 3^3 conv units per decoder stage (after adding the skip), except the finest one. Default 1.
   TORCH_ARG(int64_t, decoder_depth) = 1;
+  /// 3^3 conv units of the finest decoder stage (1/2 resolution): the widest grid after the stem, where one unit
+  /// costs about a third of the network's multiply-adds and several passes over its largest feature map. Default 0
+  /// (its detail comes from the stem skip, the learned x2 upsampling and the raw-input skip of the output block).
+  TORCH_ARG(int64_t, fine_decoder_depth) = 0;
   /// Transformer blocks at the deepest stage. Default 4.
   TORCH_ARG(int64_t, transformer_depth) = 4;
   /// Attention heads; must divide channels.back(). Default 4.
@@ -190,7 +194,9 @@ TORCH_MODULE(TeachFormerS);
 
 /// ConvTranspose3d with kernel 2 and stride 2 (no overlap) as one matrix product plus an interleaving copy
 /// (LibTorch 1.13 runs conv_transpose3d on a slow im2col path). x [B, I, D, H, W], weight [I, O, 2, 2, 2],
-/// bias [O] or undefined -> [B, O, 2D, 2H, 2W]. Differentiable; counts MACs as "conv_transpose".
-torch::Tensor conv_transpose3d_k2s2(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias);
+/// bias [O] or undefined -> [B, O, 2D, 2H, 2W]. Differentiable; counts MACs as "conv_transpose". `add_to` (optional,
+/// [B, O, 2D, 2H, 2W]) is added to the result; without grad mode the sum is written into add_to's own buffer.
+torch::Tensor conv_transpose3d_k2s2(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
+                                    const torch::Tensor& add_to = {});
 
 }  // namespace teachformer::models

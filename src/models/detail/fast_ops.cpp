@@ -271,7 +271,7 @@ torch::Tensor conv3d(torch::nn::Conv3dImpl& m, const torch::Tensor& x) {
   return conv3d(x, m.weight, m.bias, *o.stride(), *pad);
 }
 
-void scatter_phase_(torch::Tensor& out, const torch::Tensor& phase, int pd, int ph, int pw) {
+void scatter_phase_(torch::Tensor& out, const torch::Tensor& phase, int pd, int ph, int pw, bool accumulate) {
   TF_CHECK(out.dim() == 5 && out.scalar_type() == torch::kFloat32 && out.stride(4) == 1, InvalidArgument,
            "scatter_phase_: output must be float32 [B, C, 2D, 2H, 2W] with unit last stride");
   const int64_t B = out.size(0), C = out.size(1), D = out.size(2) / 2, H = out.size(3) / 2, W = out.size(4) / 2;
@@ -289,7 +289,10 @@ void scatter_phase_(torch::Tensor& out, const torch::Tensor& phase, int pd, int 
       for (int64_t y = 0; y < H; ++y) {
         const float* a = src + b * sb + c * sc + z * sz + y * sy;
         float* o = dst + b * ob + c * oc + (2 * z + pd) * oz + (2 * y + ph) * oy + pw;
-        for (int64_t x = 0; x < W; ++x) o[2 * x] = a[x];
+        if (accumulate)
+          for (int64_t x = 0; x < W; ++x) o[2 * x] += a[x];
+        else
+          for (int64_t x = 0; x < W; ++x) o[2 * x] = a[x];
       }
     }
   });

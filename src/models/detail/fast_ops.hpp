@@ -33,8 +33,8 @@ torch::Tensor upsample_trilinear2(const torch::Tensor& x);
 
 /// Sub-pixel scatter of one phase: out[b, c, 2z + pd, 2y + ph, 2x + pw] = phase[b, c, z, y, x].
 /// out [B, C, 2D, 2H, 2W] and phase [B, C, D, H, W] need unit stride in the last dim (views such as a channel slice of
-/// a buffer are fine). float32, no autograd.
-void scatter_phase_(torch::Tensor& out, const torch::Tensor& phase, int pd, int ph, int pw);
+/// a buffer are fine). float32, no autograd. With `accumulate` the phase is added to what `out` holds.
+void scatter_phase_(torch::Tensor& out, const torch::Tensor& phase, int pd, int ph, int pw, bool accumulate = false);
 
 /// Gathers one sub-voxel phase: out[b, c, z, y, x] = in[b, c, 2z + pd, 2y + ph, 2x + pw]. in [B, C, 2D, 2H, 2W] and
 /// out [B, C, D, H, W] need unit stride in the last dim. float32, no autograd.

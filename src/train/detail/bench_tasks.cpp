@@ -246,7 +246,7 @@ Json bench_forward(const Json& task) {
   b.model->eval();
   c10::InferenceMode guard;
   const torch::Tensor x = torch::randn(input);
-  const models::TapRequest none{false, false, false};
+  const models::TapRequest none{false, false, false, false};
   out = merge(out, timing_result(timed_runs([&] { b.model->forward(x, none); }, t)));
   out["peak_rss_mb"] = peak_rss_mib();
   return out;
@@ -365,7 +365,7 @@ Json bench_window(const Json& task) {
   o.roi_size(roi).overlap(overlap).mode(inference::BlendMode::Gaussian);
   const std::vector<inference::WindowFunction> members{inference::model_window_function(b.model)};
   c10::InferenceMode guard;
-  b.model->forward(torch::zeros(window), models::TapRequest{false, false, false});  // warm-up
+  b.model->forward(torch::zeros(window), models::TapRequest{false, false, false, false});  // warm-up
   int64_t windows = 0;
   Json out = merge(b.facts, timing_result(timed_runs(
                                 [&] {

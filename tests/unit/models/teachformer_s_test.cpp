@@ -44,12 +44,12 @@ TEST(TeachFormerS, EveryPresetStaysUnderATenthOfSwinUnetr48) {
 
 TEST(TeachFormerS, PresetParameterCountsArePinned) {
   // Pinned so that an unregistered child (which silently has no parameters) fails here.
-  EXPECT_EQ(count_parameters(TeachFormerSImpl(teachformer_s_preset("tiny", 2, 2))), 159010);
-  EXPECT_EQ(count_parameters(TeachFormerSImpl(teachformer_s_preset("small", 2, 2))), 992210);
+  EXPECT_EQ(count_parameters(TeachFormerSImpl(teachformer_s_preset("tiny", 2, 2))), 152066);
+  EXPECT_EQ(count_parameters(TeachFormerSImpl(teachformer_s_preset("small", 2, 2))), 985266);
   EXPECT_EQ(count_parameters(TeachFormerSImpl(teachformer_s_preset("base", 2, 2))), 4388506);
-  EXPECT_EQ(count_parameters(TeachFormerSImpl(TeachFormerSOptions(2, 2))), 992210);
+  EXPECT_EQ(count_parameters(TeachFormerSImpl(TeachFormerSOptions(2, 2))), 985266);
   // The default through the registry is "small".
-  EXPECT_EQ(count_parameters(*create_model("teachformer_s")), 992210);
+  EXPECT_EQ(count_parameters(*create_model("teachformer_s")), 985266);
 }
 
 TEST(TeachFormerS, ParameterCountFollowsTheOptions) {
@@ -69,6 +69,34 @@ TEST(TeachFormerS, ParameterCountFollowsTheOptions) {
   const int64_t head = (8 + 3) * 4 + 4;                      // 1^3 conv over [features, input]
   const int64_t ds = 16 * 4 + 4;                             // 1^3 head at 1/2
   EXPECT_EQ(count_parameters(TeachFormerSImpl(o)), stem + down + up + head_up + head + ds);
+}
+
+TEST(TeachFormerS, FineDecoderUnitsAndSkippedDeepSupervision) {
+  // One 3^3 unit at the finest decoder stage: conv (no bias) + instance-norm affine.
+  const auto base = TeachFormerSOptions(2, 2);
+  EXPECT_EQ(count_parameters(TeachFormerSImpl(TeachFormerSOptions(base).fine_decoder_depth(1))) -
+                count_parameters(TeachFormerSImpl(base)),
+            16 * 16 * 27 + 2 * 16);
+  torch::manual_seed(0);
+  TeachFormerS model(TeachFormerSOptions(base).fine_decoder_depth(1));
+  model->eval();
+  const auto x = torch::randn({1, 2, 32, 32, 32});
+  torch::NoGradGuard no_grad;
+  const auto full = model->forward(x, TapRequest{});
+  EXPECT_EQ(full.deep_supervision.size(), 2u);
+  TapRequest inference{false, false, false, false};
+  const auto lean = model->forward(x, inference);
+  EXPECT_TRUE(lean.deep_supervision.empty());
+  EXPECT_TRUE(torch::allclose(lean.logits, full.logits, 1e-5, 1e-5));
+  // The in-place skip addition (no grad) equals the differentiable path, intermediates included.
+  torch::Tensor reference;
+  {
+    torch::AutoGradMode grad(true);
+    reference = model->forward(x, TapRequest{true, false, true}).logits.detach();
+  }
+  const auto with_intermediates = model->forward(x, TapRequest{true, false, true});
+  EXPECT_TRUE(torch::allclose(with_intermediates.logits, reference, 1e-4, 1e-5));
+  EXPECT_TRUE(torch::allclose(lean.logits, reference, 1e-4, 1e-5));
 }
 
 struct ShapeCase {
