@@ -23,7 +23,7 @@ TEST(BenchCli, PrintsOneJsonObjectPerModelMeasuredInItsOwnProcess) {
   // UNETR first: were the student measured in the same process, its peak RSS would include UNETR's ~100M
   // parameters.
   const auto r = run_cli("--threads 2 -q bench --models unetr,teachformer_s --input 2x32x32x32 --what forward "
-                         "--repeats 2 --format json -o '" + (dir / "report").string() + "'");
+                         "--repeats 2 --min-time 0 --format json -o '" + (dir / "report").string() + "'");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto rows = json_array_in(r.output);
   ASSERT_EQ(rows.size(), 2u) << r.output;

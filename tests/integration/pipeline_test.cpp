@@ -135,7 +135,7 @@ TEST(Experiment, TinyPresetPrintsTheComparisonTable) {
 TEST(Experiment, MriPhantomsAreScoredWithThePicaiProtocol) {
   TempDir dir;
   const auto r = run_cli("-q experiment --preset tiny --kind mri -o " + q(dir / "exp") +
-                         " --teachers unetr --students student_alone --cases 4 --test-cases 3");
+                         " --teachers unetr --students student_alone --cases 10 --test-cases 3");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   for (const char* name : {"AUROC", "| AP |", "PI-CAI score", "| student:student_alone |"})
     EXPECT_NE(r.output.find(name), std::string::npos) << name << "\n" << r.output;
