@@ -33,6 +33,18 @@ void set_counters(benchmark::State& state, int64_t voxels, int64_t windows) {
   state.counters["windows"] = static_cast<double>(windows);
 }
 
+// The timed loop: stitch `image` with `fn` every iteration; voxels/s and the window count as counters.
+void stitch_loop(benchmark::State& state, const torch::Tensor& image, const WindowFunction& fn,
+                 const std::vector<WindowOutput>& outputs, const SlidingWindowOptions& opts) {
+  int64_t windows = 0;
+  for (auto _ : state) {
+    auto r = teachformer::inference::sliding_window_inference(image, {fn}, outputs, opts);
+    windows = r.windows;
+    benchmark::DoNotOptimize(r.outputs.front().second.data_ptr());
+  }
+  set_counters(state, image.size(1) * image.size(2) * image.size(3), windows);
+}
+
 // args: case size, roi, gaussian (1) / constant (0), sw_batch_size, float16 output (1/0)
 void BM_Stitch(benchmark::State& state) {
   const int64_t size = state.range(0);
@@ -44,13 +56,7 @@ void BM_Stitch(benchmark::State& state) {
                         .mode(state.range(2) ? BlendMode::Gaussian : BlendMode::Constant)
                         .sw_batch_size(state.range(3))
                         .output_dtype(state.range(4) ? torch::kHalf : torch::kFloat);
-  int64_t windows = 0;
-  for (auto _ : state) {
-    auto r = teachformer::inference::sliding_window_inference(image, {trivial}, {WindowOutput{}}, opts);
-    windows = r.windows;
-    benchmark::DoNotOptimize(r.outputs.front().second.data_ptr());
-  }
-  set_counters(state, size * size * size, windows);
+  stitch_loop(state, image, trivial, {WindowOutput{}}, opts);
 }
 BENCHMARK(BM_Stitch)
     ->ArgNames({"size", "roi", "gaussian", "sw_batch", "fp16"})
@@ -72,13 +78,7 @@ void BM_StitchWithTap(benchmark::State& state) {
   };
   const auto opts = SlidingWindowOptions().roi_size({96, 96, 96}).overlap(0.5);
   const std::vector<WindowOutput> outputs{WindowOutput{}, WindowOutput{"tap", {8, 8, 8}, OutputKind::Feature}};
-  int64_t windows = 0;
-  for (auto _ : state) {
-    auto r = teachformer::inference::sliding_window_inference(image, {WindowFunction(with_tap)}, outputs, opts);
-    windows = r.windows;
-    benchmark::DoNotOptimize(r.outputs.front().second.data_ptr());
-  }
-  set_counters(state, size * size * size, windows);
+  stitch_loop(state, image, with_tap, outputs, opts);
 }
 BENCHMARK(BM_StitchWithTap)->Unit(benchmark::kMillisecond)->UseRealTime();
 
@@ -87,13 +87,7 @@ void BM_StitchMirrored(benchmark::State& state) {
   const int64_t size = 144;
   const auto image = make_case(size);
   const auto opts = SlidingWindowOptions().roi_size({96, 96, 96}).overlap(0.5).mirror_axes({0, 1, 2});
-  int64_t windows = 0;
-  for (auto _ : state) {
-    auto r = teachformer::inference::sliding_window_inference(image, {trivial}, {WindowOutput{}}, opts);
-    windows = r.windows;
-    benchmark::DoNotOptimize(r.outputs.front().second.data_ptr());
-  }
-  set_counters(state, size * size * size, windows);
+  stitch_loop(state, image, trivial, {WindowOutput{}}, opts);
 }
 BENCHMARK(BM_StitchMirrored)->Unit(benchmark::kMillisecond)->UseRealTime();
 

@@ -73,7 +73,7 @@ TeacherKnowledge Teacher::run(const torch::Tensor& student_input, const Knowledg
   TeacherKnowledge k;
   {
     c10::InferenceMode guard;
-    const models::SegOutput out = model_->forward(select_channels(student_input), {maps, attention, false});
+    const models::SegOutput out = model_->forward(select_channels(student_input), {maps, attention, false, false});
     k = knowledge_from_output(out, grid, maps, attention);
   }
   // Inference tensors cannot be saved for backward: hand out ordinary copies (small next to the forward).

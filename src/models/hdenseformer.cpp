@@ -457,18 +457,19 @@ SegOutput HDenseFormerImpl::forward(const torch::Tensor& input, const TapRequest
 
   // Decoder with deep-supervision heads.
   // One statement per step: a temporary would live (and hold its memory) until the end of its full expression.
-  torch::Tensor out3 = detail::conv3d(*conv1x1_d3, x);
+  const bool ds = request.deep_supervision;
+  torch::Tensor out3 = ds ? detail::conv3d(*conv1x1_d3, x) : torch::Tensor();
   x = block_3_1_right->forward(up_and_concat(*upconv_3, x, ds2));
   x = block_3_2_right->forward(x);
-  torch::Tensor out2 = detail::conv3d(*conv1x1_d2, x);
+  torch::Tensor out2 = ds ? detail::conv3d(*conv1x1_d2, x) : torch::Tensor();
   x = block_2_1_right->forward(up_and_concat(*upconv_2, x, ds1));
   x = block_2_2_right->forward(x);
-  torch::Tensor out1 = detail::conv3d(*conv1x1_d1, x);
+  torch::Tensor out1 = ds ? detail::conv3d(*conv1x1_d1, x) : torch::Tensor();
   x = block_1_1_right->forward(up_and_concat(*upconv_1, x, ds0));
   x = block_1_2_right->forward(x);
   if (request.features) taps.set(kDecoderFine, x);
   out.logits = detail::conv3d(*conv1x1, x);
-  out.deep_supervision = {out1, out2, out3};
+  if (ds) out.deep_supervision = {out1, out2, out3};
   return out;
 }
 

@@ -122,6 +122,17 @@ TEST(HDenseFormer, GradModeForwardEqualsInferenceForward) {
   expect_close(fast.taps.at(kDecoderFine), with_grad.taps.at(kDecoderFine).detach(), "decoder_fine", 1e-5);
 }
 
+TEST(HDenseFormer, PredictionSkipsTheDeepSupervisionHeads) {
+  auto model = reference_model();
+  const torch::Tensor x = reference().io.at("input");
+  torch::NoGradGuard guard;
+  const SegOutput full = model->forward(x);
+  const SegOutput lean = model->forward(x, TapRequest{false, false, false, false});
+  EXPECT_EQ(full.deep_supervision.size(), 3u);
+  EXPECT_TRUE(lean.deep_supervision.empty());
+  expect_close(lean.logits, full.logits, "logits", 1e-6);
+}
+
 TEST(HDenseFormer, BackwardReachesEveryParameter) {
   torch::manual_seed(1);
   HDenseFormerImpl model(tiny(2, 2, {16, 16, 32}));
