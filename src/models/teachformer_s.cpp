@@ -29,7 +29,8 @@ TeachFormerSOptions teachformer_s_preset(const std::string& name, int64_t in_cha
   if (name == "tiny")
     return o.channels({16, 16, 32, 64}).depths({0, 1, 1, 0}).transformer_depth(1).heads(2).head_channels(8);
   if (name == "base")
-    return o.channels({32, 64, 128, 256}).depths({0, 1, 2, 0}).fine_decoder_depth(1).transformer_depth(4).heads(8).head_channels(16);
+    return o.channels({32, 64, 128, 256}).depths({0, 1, 2, 0}).fine_decoder_depth(1).transformer_depth(4).heads(8)
+        .head_channels(16);
   TF_THROW(InvalidArgument, "teachformer_s: unknown preset '", name, "'; valid presets: ", teachformer_s_presets());
 }
 
@@ -60,7 +61,8 @@ TeachFormerSOptions teachformer_s_options_from_json(const nlohmann::json& json) 
   r.get("preset", preset).get("in_channels", in_channels).get("out_channels", out_channels);
   TeachFormerSOptions o = teachformer_s_preset(preset, in_channels, out_channels);
   auto channels = o.channels(), depths = o.depths();
-  auto decoder_depth = o.decoder_depth(), fine_decoder_depth = o.fine_decoder_depth(), transformer_depth = o.transformer_depth(), heads = o.heads();
+  auto decoder_depth = o.decoder_depth(), fine_decoder_depth = o.fine_decoder_depth();
+  auto transformer_depth = o.transformer_depth(), heads = o.heads();
   auto mlp_ratio = o.mlp_ratio(), head_channels = o.head_channels(), deep_supervision = o.deep_supervision();
   bool pos_conv = o.pos_conv(), input_skip = o.input_skip();
   std::string norm = o.norm();
@@ -72,8 +74,8 @@ TeachFormerSOptions teachformer_s_options_from_json(const nlohmann::json& json) 
   r.get("deep_supervision", deep_supervision).get("norm", norm).get("negative_slope", negative_slope);
   r.get("dropout", dropout).get("norm_eps", norm_eps);
   r.finish();
-  o.fine_decoder_depth(fine_decoder_depth);
-  o.channels(channels).depths(depths).decoder_depth(decoder_depth).transformer_depth(transformer_depth).heads(heads);
+  o.channels(channels).depths(depths).decoder_depth(decoder_depth).fine_decoder_depth(fine_decoder_depth);
+  o.transformer_depth(transformer_depth).heads(heads);
   o.mlp_ratio(mlp_ratio).pos_conv(pos_conv).head_channels(head_channels).input_skip(input_skip);
   o.deep_supervision(deep_supervision).norm(norm).negative_slope(negative_slope).dropout(dropout).norm_eps(norm_eps);
   validate(o);

@@ -62,9 +62,23 @@ PresetPlan preset_plan(const ExperimentOptions& o) {
   TF_THROW(InvalidArgument, "unknown experiment preset '", o.preset, "'; presets: ", experiment_presets());
 }
 
-void set_length(JobOptions& job, int64_t epochs, int64_t steps_per_epoch) {
+// One model's run in the experiment: the shared dataset, fold, patch, device and seed; `epochs` the role's length
+// (teacher or student; 0 = the training preset's).
+JobOptions experiment_job(const ExperimentOptions& o, const PresetPlan& plan, const fs::path& preprocessed,
+                          const std::string& model, const std::string& folder, int64_t epochs) {
+  JobOptions job;
+  job.dataset = preprocessed;
+  job.model = model;
+  job.preset = plan.train_preset;
+  job.fold = o.fold;
+  job.output = o.dir / "models" / folder;
+  job.patch_size = plan.patch;
+  job.device = o.device;
+  job.seed = o.seed;
   if (epochs > 0) job.epochs = epochs;
-  if (steps_per_epoch > 0) job.steps_per_epoch = steps_per_epoch;
+  const int64_t steps = o.steps_per_epoch > 0 ? o.steps_per_epoch : plan.steps_per_epoch;
+  if (steps > 0) job.steps_per_epoch = steps;
+  return job;
 }
 
 // Phantoms are written once; a marker says the folder is complete.
@@ -240,17 +254,8 @@ ExperimentResult run_experiment(const ExperimentOptions& o) {
   std::map<std::string, Json> records;
   for (const auto& key : o.teachers) {
     spdlog::info("[4/6] teacher {}", key);
-    JobOptions job;
-    job.dataset = pre;
-    job.model = key;
-    job.preset = plan.train_preset;
-    job.fold = o.fold;
-    job.output = o.dir / "models" / key;
-    job.patch_size = plan.patch;
-    job.device = o.device;
-    job.seed = o.seed;
-    set_length(job, o.teacher_epochs > 0 ? o.teacher_epochs : plan.teacher_epochs,
-               o.steps_per_epoch > 0 ? o.steps_per_epoch : plan.steps_per_epoch);
+    JobOptions job =
+        experiment_job(o, plan, pre, key, key, o.teacher_epochs > 0 ? o.teacher_epochs : plan.teacher_epochs);
     records[key] = run_or_reuse(job.output, [&](bool resume) {
       job.resume = resume;
       return run_train_job(job);
@@ -264,17 +269,8 @@ ExperimentResult run_experiment(const ExperimentOptions& o) {
   // 4. Students: Teach-Former and the baselines, all from the same command with different strategies.
   for (const auto& s : o.students) {
     spdlog::info("[5/6] student {}", s);
-    JobOptions job;
-    job.dataset = pre;
-    job.model = "teachformer_s";
-    job.preset = plan.train_preset;
-    job.fold = o.fold;
-    job.output = o.dir / "models" / ("student_" + s);
-    job.patch_size = plan.patch;
-    job.device = o.device;
-    job.seed = o.seed;
-    set_length(job, o.student_epochs > 0 ? o.student_epochs : plan.student_epochs,
-               o.steps_per_epoch > 0 ? o.steps_per_epoch : plan.steps_per_epoch);
+    JobOptions job = experiment_job(o, plan, pre, "teachformer_s", "student_" + s,
+                                    o.student_epochs > 0 ? o.student_epochs : plan.student_epochs);
     DistillJobOptions d;
     d.strategy = s == "single_teacher" ? "teachformer" : s;
     d.cache = o.cache;
