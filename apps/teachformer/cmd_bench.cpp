@@ -1,4 +1,4 @@
-// teachformer bench: the end-to-end benchmark (train/bench.hpp). Every measurement runs in a fresh process: this
+// teachformer bench: the end-to-end benchmark (bench/bench.hpp). Every measurement runs in a fresh process: this
 // binary re-executed with the hidden `bench --worker TASK_JSON`, which prints one result line.
 #include <cstdio>
 #include <cstdlib>
@@ -13,7 +13,7 @@
 #include "teachformer/core/json.hpp"
 #include "teachformer/core/progress.hpp"
 #include "teachformer/core/runtime.hpp"
-#include "teachformer/train/bench.hpp"
+#include "teachformer/bench/bench.hpp"
 
 namespace teachformer::app {
 namespace {
@@ -52,10 +52,10 @@ struct Args {
 };
 
 // Flags -> options; InvalidArgument for a bad value (reported as a usage error).
-train::BenchOptions to_options(const Args& a) {
-  train::BenchOptions o;
-  o.sections = train::parse_bench_sections(a.what, "--what");
-  for (const auto& text : a.inputs) o.inputs.push_back(train::parse_bench_shape(text, "--input"));
+bench::BenchOptions to_options(const Args& a) {
+  bench::BenchOptions o;
+  o.sections = bench::parse_bench_sections(a.what, "--what");
+  for (const auto& text : a.inputs) o.inputs.push_back(bench::parse_bench_shape(text, "--input"));
   if (o.inputs.empty()) {
     for (int64_t s : a.quick ? std::vector<int64_t>{32} : std::vector<int64_t>{96, 144})
       o.inputs.push_back({1, 2, s, s, s});
@@ -63,17 +63,17 @@ train::BenchOptions to_options(const Args& a) {
   const int64_t channels = o.inputs.front()[1];
   for (const auto& in : o.inputs)
     TF_CHECK(in[1] == channels, InvalidArgument, "--input: every input must have the same number of channels (",
-             channels, "), got ", train::shape_string(in));
+             channels, "), got ", bench::shape_string(in));
   std::vector<int64_t> patch;
   if (!a.patch.empty()) {
-    const auto p = train::parse_bench_shape("1x" + a.patch, "--patch");
+    const auto p = bench::parse_bench_shape("1x" + a.patch, "--patch");
     TF_CHECK(p[0] == 1, InvalidArgument, "--patch '", a.patch, "': expected DxHxW");
     patch = {p[2], p[3], p[4]};
   } else if (a.quick) {
     patch = {32, 32, 32};
   }
   auto make = [&](const std::string& name) {
-    train::BenchModel m = train::bench_model(name, channels, 2);
+    bench::BenchModel m = bench::bench_model(name, channels, 2);
     if (!patch.empty()) m.patch = patch;
     return m;
   };
@@ -84,7 +84,7 @@ train::BenchOptions to_options(const Args& a) {
   o.budget_s = a.budget >= 0 ? a.budget : (a.quick ? 2.0 : 20.0);
   o.min_s = a.min_time >= 0 ? a.min_time : (a.quick ? 0.0 : 3.0);
   const std::string wc = !a.window_case.empty() ? a.window_case : (a.quick ? "2x48x48x48" : "2x144x144x144");
-  const auto w = train::parse_bench_shape(wc, "--case");
+  const auto w = bench::parse_bench_shape(wc, "--case");
   TF_CHECK(w[0] == 1, InvalidArgument, "--case '", wc, "': expected CxDxHxW");
   o.window_case = {channels, w[2], w[3], w[4]};
   o.overlap = a.overlap;
@@ -108,17 +108,17 @@ void register_bench(CLI::App& parent) {
   static Args a;
   const std::string models_default = [] {
     std::string s;
-    for (const auto& n : train::default_bench_model_names()) s += (s.empty() ? "" : ",") + n;
+    for (const auto& n : bench::default_bench_model_names()) s += (s.empty() ? "" : ",") + n;
     return s;
   }();
   a.models = models_default;
   a.teachers = [] {
     std::string s;
-    for (const auto& n : train::default_bench_teacher_names()) s += (s.empty() ? "" : ",") + n;
+    for (const auto& n : bench::default_bench_teacher_names()) s += (s.empty() ? "" : ",") + n;
     return s;
   }();
   std::string names;
-  for (const auto& n : train::bench_model_names()) names += (names.empty() ? "" : ", ") + n;
+  for (const auto& n : bench::bench_model_names()) names += (names.empty() ? "" : ", ") + n;
   cmd->add_option("-m,--models", a.models, "Comma-separated models (paper configurations): " + names)
       ->capture_default_str();
   cmd->add_option("--input", a.inputs,
@@ -169,8 +169,8 @@ void register_bench(CLI::App& parent) {
   cmd->add_option("--worker", a.worker, "Internal: run one measurement task (JSON) and print its result")->group("");
 
   set_command(cmd, [] {
-    if (!a.worker.empty()) return train::bench_worker_main(a.worker);
-    train::BenchOptions o;
+    if (!a.worker.empty()) return bench::bench_worker_main(a.worker);
+    bench::BenchOptions o;
     try {
       o = to_options(a);
     } catch (const InvalidArgument& e) {
@@ -178,25 +178,25 @@ void register_bench(CLI::App& parent) {
       return static_cast<int>(kUsageError);
     }
     const fs::path exe = fs::read_symlink("/proc/self/exe");
-    o.runner = train::child_process_runner({exe.string(), "--log-level", "warn", "--quiet", "bench", "--worker"},
+    o.runner = bench::child_process_runner({exe.string(), "--log-level", "warn", "--quiet", "bench", "--worker"},
                                            a.timeout);
     if (default_progress_mode() != ProgressMode::Quiet)
       o.log = [](const std::string& line) {
         std::fprintf(stderr, "%s\n", line.c_str());
         std::fflush(stderr);
       };
-    const train::BenchReport report = train::run_bench(o);
+    const bench::BenchReport report = bench::run_bench(o);
     if (a.format == "json")
-      std::printf("%s\n", train::rows_json(report).dump(2).c_str());
+      std::printf("%s\n", bench::rows_json(report).dump(2).c_str());
     else if (a.format == "csv")
-      std::printf("%s", train::format_csv(report).c_str());
+      std::printf("%s", bench::format_csv(report).c_str());
     else
-      std::printf("%s", train::format_markdown(report).c_str());
+      std::printf("%s", bench::format_markdown(report).c_str());
     if (!a.output.empty()) {
       const fs::path out = a.output;
-      write_file_atomic(out / "bench.md", train::format_markdown(report));
-      write_file_atomic(out / "bench.csv", train::format_csv(report));
-      write_json(out / "bench.json", train::to_json(report));
+      write_file_atomic(out / "bench.md", bench::format_markdown(report));
+      write_file_atomic(out / "bench.csv", bench::format_csv(report));
+      write_json(out / "bench.json", bench::to_json(report));
     }
     return 0;
   });

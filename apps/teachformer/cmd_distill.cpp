@@ -27,8 +27,8 @@ void register_distill(CLI::App& parent) {
                   "teachformer (default), student_alone, hinton, at, multi_no_staging, or a JSON file with stages");
   cmd->add_flag("--no-cache", no_cache, "Run the teachers live on every batch instead of using the teacher cache");
   set_command(cmd, [] {
-    train::JobOptions job = to_job(flags);
-    train::DistillJobOptions d;
+    pipeline::JobOptions job = to_job(flags);
+    pipeline::DistillJobOptions d;
     std::vector<double> w;
     std::stringstream ss(weights);
     std::string item;
@@ -51,7 +51,7 @@ void register_distill(CLI::App& parent) {
     }
     if (!strategy.empty()) d.strategy = strategy;
     if (no_cache) d.cache = false;
-    print_job_result("distill", train::run_distill_job(job, d));
+    print_job_result("distill", pipeline::run_distill_job(job, d));
     return 0;
   });
 }

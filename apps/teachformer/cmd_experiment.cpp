@@ -3,7 +3,7 @@
 
 #include "common.hpp"
 #include "teachformer/core/fs.hpp"
-#include "teachformer/train/experiment.hpp"
+#include "teachformer/pipeline/experiment.hpp"
 
 namespace teachformer::app {
 
@@ -11,12 +11,12 @@ void register_experiment(CLI::App& parent) {
   auto* cmd = parent.add_subcommand(
       "experiment", "Synthesize (or take) data, train the teachers, distil the student and baselines, evaluate, "
                     "and print the comparison table");
-  static train::ExperimentOptions o;
+  static pipeline::ExperimentOptions o;
   static std::string dir = "experiments/demo", data;
   static int64_t seed = 0;
   cmd->add_option("-o,--output", dir, "Experiment folder (re-running resumes it)")->capture_default_str();
   cmd->add_option("--preset", o.preset, "tiny, demo (this CPU, minutes), paper-hecktor or paper-picai (GPU)")
-      ->check(CLI::IsMember(train::experiment_presets()))
+      ->check(CLI::IsMember(pipeline::experiment_presets()))
       ->capture_default_str();
   cmd->add_option("--kind", o.kind, "Phantoms: petct (HECKTOR-like) or mri (PI-CAI-like)")
       ->check(CLI::IsMember({"petct", "mri"}))
@@ -42,7 +42,7 @@ void register_experiment(CLI::App& parent) {
     o.dir = dir;
     if (!data.empty()) o.data = fs::path(data);
     o.seed = uint64_t(seed);
-    const auto r = train::run_experiment(o);
+    const auto r = pipeline::run_experiment(o);
     std::printf("%s\n(written to %s/results.md and results.csv)\n", r.markdown.c_str(), o.dir.c_str());
     return 0;
   });

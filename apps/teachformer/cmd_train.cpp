@@ -9,7 +9,7 @@ void register_train(CLI::App& parent) {
   static JobFlags flags;
   add_job_flags(cmd, flags, "unetr");
   set_command(cmd, [] {
-    print_job_result("train", train::run_train_job(to_job(flags)));
+    print_job_result("train", pipeline::run_train_job(to_job(flags)));
     return 0;
   });
 }

@@ -34,8 +34,8 @@ void add_job_flags(CLI::App* cmd, JobFlags& f, const std::string& default_model)
   cmd->add_option("--folds", f.n_folds, "Folds when splits_final.json must be created")->capture_default_str();
 }
 
-train::JobOptions to_job(const JobFlags& f) {
-  train::JobOptions j;
+pipeline::JobOptions to_job(const JobFlags& f) {
+  pipeline::JobOptions j;
   j.dataset = f.dataset;
   j.model = f.model;
   j.preset = f.preset;
@@ -80,7 +80,7 @@ train::JobOptions to_job(const JobFlags& f) {
   return j;
 }
 
-void print_job_result(const std::string& verb, const train::JobResult& r) {
+void print_job_result(const std::string& verb, const pipeline::JobResult& r) {
   std::printf("%s: %s (%lld parameters) -> %s\n", verb.c_str(), r.config.value("model", "?").c_str(),
               (long long)r.parameters, r.model_dir.c_str());
   std::printf("  %lld steps in %s (%.3f s/step); best validation Dice %.4f (epoch %lld), last %.4f\n",

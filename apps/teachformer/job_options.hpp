@@ -4,11 +4,11 @@
 
 #include <CLI/CLI.hpp>
 
-#include "teachformer/train/jobs.hpp"
+#include "teachformer/pipeline/jobs.hpp"
 
 namespace teachformer::app {
 
-/// Raw flag values; to_job() turns them into train::JobOptions.
+/// Raw flag values; to_job() turns them into pipeline::JobOptions.
 struct JobFlags {
   std::string dataset, model = "teachformer_s", fold = "0", output, config, preset = "demo", channels, device = "cpu",
       patch_size;
@@ -21,8 +21,8 @@ struct JobFlags {
 /// Adds -d -m -f -o -c --preset --channels --resume --epochs --steps-per-epoch --seed --device --folds.
 void add_job_flags(CLI::App* cmd, JobFlags& flags, const std::string& default_model);
 /// Validates and converts (InvalidArgument naming the flag for a bad value).
-train::JobOptions to_job(const JobFlags& flags);
+pipeline::JobOptions to_job(const JobFlags& flags);
 /// Prints the one-paragraph summary of a finished run.
-void print_job_result(const std::string& verb, const train::JobResult& result);
+void print_job_result(const std::string& verb, const pipeline::JobResult& result);
 
 }  // namespace teachformer::app

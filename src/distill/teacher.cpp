@@ -5,7 +5,7 @@
 #include "teachformer/core/error.hpp"
 #include "teachformer/core/fs.hpp"
 #include "teachformer/distill/kd_terms.hpp"
-#include "teachformer/inference/model_folder.hpp"
+#include "teachformer/models/model_folder.hpp"
 
 namespace teachformer::distill {
 
@@ -45,7 +45,7 @@ Teacher::Teacher(std::string name, models::SegmentationModel model, std::vector<
 }
 
 std::shared_ptr<Teacher> Teacher::load(const TeacherSpec& spec, const std::vector<std::string>& student_channels) {
-  const inference::ModelFolder folder = inference::open_model_folder(spec.dir);
+  const models::ModelFolder folder = models::open_model_folder(spec.dir);
   std::vector<int64_t> indices;
   for (const auto& ch : folder.channels) {
     int64_t found = -1;

@@ -23,7 +23,7 @@ double since(std::chrono::steady_clock::time_point t0) {
 }  // namespace
 
 Predictor::Predictor(const fs::path& model_dir, PredictOptions options)
-    : folder_(open_model_folder(model_dir)), options_(std::move(options)), device_(parse_device(options_.device)) {
+    : folder_(models::open_model_folder(model_dir)), options_(std::move(options)), device_(parse_device(options_.device)) {
   folds_ = options_.folds.empty() ? folder_.folds : options_.folds;
   TF_CHECK(!folds_.empty(), IoError, "model folder '", model_dir.string(), "' has no trained fold (fold_N/checkpoint_",
            options_.checkpoint, ".safetensors)");

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "teachformer/data/case.hpp"
-#include "teachformer/inference/model_folder.hpp"
+#include "teachformer/models/model_folder.hpp"
 #include "teachformer/io/volume.hpp"
 
 namespace teachformer::inference {
@@ -54,12 +54,12 @@ class Predictor {
   /// Probabilities [K, Z, Y, X] on the preprocessed grid of an already preprocessed image [C, Z, Y, X] in the
   /// folder's channel order (all dataset channels; the model's are selected).
   torch::Tensor predict_preprocessed(const torch::Tensor& image) const;
-  const ModelFolder& folder() const { return folder_; }
+  const models::ModelFolder& folder() const { return folder_; }
   /// Folds in use.
   const std::vector<int>& folds() const { return folds_; }
 
  private:
-  ModelFolder folder_;
+  models::ModelFolder folder_;
   PredictOptions options_;
   std::vector<int> folds_;
   std::vector<models::SegmentationModel> models_;

@@ -1,4 +1,4 @@
-#include "train/detail/bench_tasks.hpp"
+#include "bench/detail/tasks.hpp"
 
 #include <sys/resource.h>
 
@@ -20,13 +20,13 @@
 #include "teachformer/losses/deep_supervision.hpp"
 #include "teachformer/models/model_info.hpp"
 #include "teachformer/models/registry.hpp"
-#include "teachformer/train/bench.hpp"
+#include "teachformer/bench/bench.hpp"
 #include "teachformer/train/distillation_objective.hpp"
 #include "teachformer/train/objective.hpp"
 #include "teachformer/train/optim.hpp"
 #include "teachformer/train/presets.hpp"
 
-namespace teachformer::train::detail {
+namespace teachformer::bench::detail {
 namespace {
 
 using Json = nlohmann::json;
@@ -177,16 +177,16 @@ torch::Tensor cube_label(const std::vector<int64_t>& input) {
 // One optimiser step as the trainer takes it: forward with the objective's taps, loss, backward, clipping, AdamW.
 class Stepper {
  public:
-  Stepper(models::SegmentationModel model, std::shared_ptr<Objective> objective, data::Batch batch)
+  Stepper(models::SegmentationModel model, std::shared_ptr<train::Objective> objective, data::Batch batch)
       : model_(std::move(model)), objective_(std::move(objective)), batch_(std::move(batch)) {
     model_->train();
     for (const auto& item : model_->named_parameters()) params_.emplace_back(item.key(), item.value());
-    optimizer_ = make_optimizer(params_, OptimizerOptions{});
+    optimizer_ = train::make_optimizer(params_, train::OptimizerOptions{});
   }
   void step() {
     optimizer_->zero_grad();
     const models::SegOutput out = model_->forward(batch_.image, objective_->taps());
-    last_ = objective_->compute(out, batch_, StepContext{step_, 0, 1000, 1});
+    last_ = objective_->compute(out, batch_, train::StepContext{step_, 0, 1000, 1});
     last_.total.backward();
     torch::nn::utils::clip_grad_norm_(model_->parameters(), 12.0);
     optimizer_->step();
@@ -196,9 +196,9 @@ class Stepper {
 
  private:
   models::SegmentationModel model_;
-  std::shared_ptr<Objective> objective_;
+  std::shared_ptr<train::Objective> objective_;
   data::Batch batch_;
-  NamedParameters params_;
+  train::NamedParameters params_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   losses::LossBreakdown last_;
   int64_t step_ = 0;
@@ -214,12 +214,12 @@ Json step_result(Stepper& stepper, const Timing& t) {
   return out;
 }
 
-std::shared_ptr<Objective> supervised_objective(const BenchModel& m, int64_t in_channels, int64_t out_channels) {
+std::shared_ptr<train::Objective> supervised_objective(const BenchModel& m, int64_t in_channels, int64_t out_channels) {
   // The loss the model's paper preset trains with (focal with deep supervision for H-DenseFormer, Dice + CE else).
-  const Json preset = preset_config("paper", m.key, in_channels, out_channels);
+  const Json preset = train::preset_config("paper", m.key, in_channels, out_channels);
   losses::DeepSupervisionOptions ds;
   losses::from_json(preset.at("deep_supervision"), ds);
-  return std::make_shared<SupervisedObjective>(preset.at("loss"), ds);
+  return std::make_shared<train::SupervisedObjective>(preset.at("loss"), ds);
 }
 
 Json merge(Json a, const Json& b) {
@@ -286,9 +286,9 @@ Json bench_distill_step(const Json& task) {
   Json out = b.facts;
   out["mode"] = mode;
 
-  std::shared_ptr<Objective> objective;
+  std::shared_ptr<train::Objective> objective;
   if (mode == "student") {
-    objective = std::make_shared<SupervisedObjective>();
+    objective = std::make_shared<train::SupervisedObjective>();
   } else {
     // The student's tap grids at the patch, as a distillation job computes them.
     distill::KnowledgeGrid grid;
@@ -337,7 +337,7 @@ Json bench_distill_step(const Json& task) {
     options.strategy = distill::strategy_preset("multi_no_staging");
     options.cache = mode == "cached";
     auto loss = std::make_shared<distill::DistillLoss>(teachers, options, grid, mode == "cached");
-    objective = std::make_shared<DistillationObjective>(loss);
+    objective = std::make_shared<train::DistillationObjective>(loss);
     out["strategy"] = options.strategy.name;
   }
   Stepper stepper(b.model, objective, batch);
@@ -414,4 +414,4 @@ Json bench_end_to_end(const Json& task) {
   return out;
 }
 
-}  // namespace teachformer::train::detail
+}  // namespace teachformer::bench::detail

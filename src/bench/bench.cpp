@@ -1,4 +1,4 @@
-#include "teachformer/train/bench.hpp"
+#include "teachformer/bench/bench.hpp"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -31,11 +31,11 @@
 #include "teachformer/models/registry.hpp"
 #include "teachformer/models/weights.hpp"
 #include "teachformer/version.hpp"
-#include "train/detail/bench_tasks.hpp"
+#include "bench/detail/tasks.hpp"
 
 extern char** environ;
 
-namespace teachformer::train {
+namespace teachformer::bench {
 namespace {
 
 using Json = nlohmann::json;
@@ -843,4 +843,4 @@ BenchReport run_bench(const BenchOptions& options) {
   return Runner(options).run();
 }
 
-}  // namespace teachformer::train
+}  // namespace teachformer::bench

@@ -17,7 +17,7 @@
 #include "teachformer/data/plan.hpp"
 #include "teachformer/models/seg_model.hpp"
 
-namespace teachformer::inference {
+namespace teachformer::models {
 
 /// A model folder opened for reading.
 struct ModelFolder {
@@ -50,4 +50,4 @@ std::string fold_folder(int fold);
 /// Opens a model folder; errors name the folder and the missing or malformed file.
 ModelFolder open_model_folder(const std::filesystem::path& dir);
 
-}  // namespace teachformer::inference
+}  // namespace teachformer::models

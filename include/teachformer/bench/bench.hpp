@@ -18,7 +18,7 @@
 
 #include "teachformer/data/plan.hpp"
 
-namespace teachformer::train {
+namespace teachformer::bench {
 
 /// What a benchmark run measures.
 enum class BenchSection {
@@ -253,4 +253,4 @@ struct EndToEndCase {
 EndToEndCase prepare_end_to_end(const std::filesystem::path& work_dir, const BenchModel& student, double bbox_mm,
                                 uint64_t seed = 0);
 
-}  // namespace teachformer::train
+}  // namespace teachformer::bench

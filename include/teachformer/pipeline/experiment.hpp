@@ -10,7 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
-namespace teachformer::train {
+namespace teachformer::pipeline {
 
 /// Settings of an experiment.
 struct ExperimentOptions {
@@ -76,4 +76,4 @@ std::vector<std::string> experiment_presets();
 /// Runs (or resumes) the experiment.
 ExperimentResult run_experiment(const ExperimentOptions& options);
 
-}  // namespace teachformer::train
+}  // namespace teachformer::pipeline

@@ -1,4 +1,4 @@
-#include "teachformer/inference/model_folder.hpp"
+#include "teachformer/models/model_folder.hpp"
 
 #include <algorithm>
 #include <regex>
@@ -10,7 +10,7 @@
 #include "teachformer/core/json.hpp"
 #include "teachformer/models/weights.hpp"
 
-namespace teachformer::inference {
+namespace teachformer::models {
 
 std::string fold_folder(int fold) { return fold < 0 ? "fold_all" : "fold_" + std::to_string(fold); }
 
@@ -69,4 +69,4 @@ ModelFolder open_model_folder(const fs::path& dir) {
   return m;
 }
 
-}  // namespace teachformer::inference
+}  // namespace teachformer::models

@@ -1,8 +1,8 @@
-// The measurements run_bench_task dispatches to (one per task kind); see train/bench.hpp for the task fields.
+// The measurements run_bench_task dispatches to (one per task kind); see bench/bench.hpp for the task fields.
 #pragma once
 #include <nlohmann/json.hpp>
 
-namespace teachformer::train::detail {
+namespace teachformer::bench::detail {
 
 /// {"params", "spec", "options", "gflops", "macs_by_kind", "output_shape", "seconds", "runs", "peak_rss_mb",
 ///  "rss_model_mb"}
@@ -16,4 +16,4 @@ nlohmann::json bench_window(const nlohmann::json& task);
 /// {"case", "label_shape", "load_s", "first_s", "seconds", "runs", "network_s", "peak_rss_mb"}
 nlohmann::json bench_end_to_end(const nlohmann::json& task);
 
-}  // namespace teachformer::train::detail
+}  // namespace teachformer::bench::detail

@@ -1,4 +1,4 @@
-#include "teachformer/train/bench.hpp"
+#include "teachformer/bench/bench.hpp"
 
 #include <cmath>
 #include <csignal>
@@ -15,7 +15,7 @@
 #include "teachformer/models/registry.hpp"
 #include "test_support.hpp"
 
-namespace teachformer::train {
+namespace teachformer::bench {
 namespace {
 
 using Json = nlohmann::json;
@@ -519,4 +519,4 @@ TEST_F(BenchRun, BadOptionsAreRefused) {
 }
 
 }  // namespace
-}  // namespace teachformer::train
+}  // namespace teachformer::bench

@@ -1,4 +1,4 @@
-#include "teachformer/train/jobs.hpp"
+#include "teachformer/pipeline/jobs.hpp"
 
 #include <torch/torch.h>
 
@@ -12,14 +12,15 @@
 #include "teachformer/data/splits.hpp"
 #include "teachformer/distill/distill_loss.hpp"
 #include "teachformer/distill/teacher_cache.hpp"
-#include "teachformer/inference/model_folder.hpp"
+#include "teachformer/pipeline/teacher_cache_builder.hpp"
+#include "teachformer/models/model_folder.hpp"
 #include "teachformer/models/registry.hpp"
 #include "teachformer/models/weights.hpp"
 #include "teachformer/train/distillation_objective.hpp"
 #include "teachformer/train/presets.hpp"
 #include "teachformer/version.hpp"
 
-namespace teachformer::train {
+namespace teachformer::pipeline {
 namespace {
 
 bool is_preprocessed(const fs::path& dir) {
@@ -34,7 +35,7 @@ struct Prepared {
   std::vector<std::string> train_ids, val_ids;
   std::vector<data::Fold> folds;
   nlohmann::json config;                      // resolved
-  TrainerOptions trainer;
+  train::TrainerOptions trainer;
   int64_t out_channels = 2;
 };
 
@@ -68,8 +69,8 @@ Prepared prepare(const JobOptions& job, const std::string& kind) {
   }
   TF_CHECK(!p.train_ids.empty(), DatasetError, "fold ", job.fold, " has no labelled training cases");
 
-  nlohmann::json config = preset_config(job.preset, job.model, int64_t(p.channels.size()), p.out_channels);
-  config = merge_config(config, job.config);
+  nlohmann::json config = train::preset_config(job.preset, job.model, int64_t(p.channels.size()), p.out_channels);
+  config = train::merge_config(config, job.config);
   nlohmann::json& tr = config["trainer"];
   if (job.epochs) tr["epochs"] = *job.epochs;
   if (job.steps_per_epoch) tr["steps_per_epoch"] = *job.steps_per_epoch;
@@ -92,7 +93,7 @@ Prepared prepare(const JobOptions& job, const std::string& kind) {
   config["dataset"] = {{"path", fs::absolute(p.dataset->root()).string()}, {"name", p.dataset->name()}};
   config["fold"] = job.fold;
   config["tool_version"] = kVersion;
-  p.trainer = trainer_options_from_json(tr);
+  p.trainer = train::trainer_options_from_json(tr);
   p.config = config;
   return p;
 }
@@ -141,7 +142,7 @@ std::shared_ptr<const std::vector<data::TrainingCase>> load_shared(const Prepare
   return std::make_shared<const std::vector<data::TrainingCase>>(load_training_cases(*p.dataset, ids, p.channel_indices));
 }
 
-JobResult finish(Trainer& trainer, const Prepared& p, const fs::path& dir, bool resume) {
+JobResult finish(train::Trainer& trainer, const Prepared& p, const fs::path& dir, bool resume) {
   JobResult r;
   r.model_dir = dir;
   r.summary = trainer.fit(resume);
@@ -215,11 +216,11 @@ JobResult run_train_job(const JobOptions& job) {
   nlohmann::json ds = p.config.value("deep_supervision", nlohmann::json::object());
   losses::DeepSupervisionOptions dso;
   losses::from_json(ds, dso);
-  auto objective = std::make_shared<SupervisedObjective>(p.config["loss"], dso);
+  auto objective = std::make_shared<train::SupervisedObjective>(p.config["loss"], dso);
   p.config["objective"] = objective->describe();
   write_model_folder(p, dir);
-  Trainer trainer(model, objective, load_shared(p, p.train_ids), load_shared(p, p.val_ids), p.trainer,
-                  {dir / inference::fold_folder(job.fold)}, weights_metadata(p));
+  train::Trainer trainer(model, objective, load_shared(p, p.train_ids), load_shared(p, p.val_ids), p.trainer,
+                  {dir / models::fold_folder(job.fold)}, weights_metadata(p));
   spdlog::info("train {} ({} parameters) on {} cases ({} validation), fold {}, preset {}", job.model,
                models::count_parameters(*model), p.train_ids.size(), p.val_ids.size(), job.fold, job.preset);
   return finish(trainer, p, dir, job.resume);
@@ -296,8 +297,8 @@ JobResult run_distill_job(const JobOptions& job, const DistillJobOptions& dj) {
       s.p = options.attention.p;
       s.overlap = options.cache_overlap;
       const auto& fixed = t->model()->spec().fixed_input_size;
-      s.roi = fixed.empty() ? inference::open_model_folder(dj.teachers[i].dir).patch_size : fixed;
-      const auto report = distill::build_teacher_cache(*p.dataset, p.train_ids, *t, s);
+      s.roi = fixed.empty() ? models::open_model_folder(dj.teachers[i].dir).patch_size : fixed;
+      const auto report = build_teacher_cache(*p.dataset, p.train_ids, *t, s);
       distill::attach_teacher_cache(*train_cases, report.dir, *t, s);
       pre.cache_bytes += report.bytes_on_disk;
       pre.cache_seconds += report.seconds;
@@ -309,10 +310,10 @@ JobResult run_distill_job(const JobOptions& job, const DistillJobOptions& dj) {
   }
   p.config["cache"] = cache_json;
   auto loss = std::make_shared<distill::DistillLoss>(teachers, options, grid, cached);
-  auto objective = std::make_shared<DistillationObjective>(loss);
+  auto objective = std::make_shared<train::DistillationObjective>(loss);
   p.config["objective"] = objective->describe();
   write_model_folder(p, dir);
-  Trainer trainer(model, objective, train_cases, load_shared(p, p.val_ids), p.trainer, {dir / inference::fold_folder(job.fold)},
+  train::Trainer trainer(model, objective, train_cases, load_shared(p, p.val_ids), p.trainer, {dir / models::fold_folder(job.fold)},
                   weights_metadata(p));
   spdlog::info("distill {} ({} parameters) from {} teacher(s), strategy {}, {} mode, fold {}", job.model,
                models::count_parameters(*model), teachers.size(), options.strategy.name, cached ? "cached" : "live",
@@ -323,4 +324,4 @@ JobResult run_distill_job(const JobOptions& job, const DistillJobOptions& dj) {
   return r;
 }
 
-}  // namespace teachformer::train
+}  // namespace teachformer::pipeline

@@ -1,4 +1,4 @@
-#include "teachformer/train/experiment.hpp"
+#include "teachformer/pipeline/experiment.hpp"
 
 #include <malloc.h>
 
@@ -24,9 +24,9 @@
 #include "teachformer/metrics/picai.hpp"
 #include "teachformer/metrics/protocols.hpp"
 #include "teachformer/models/model_info.hpp"
-#include "teachformer/train/jobs.hpp"
+#include "teachformer/pipeline/jobs.hpp"
 
-namespace teachformer::train {
+namespace teachformer::pipeline {
 namespace {
 
 double since(std::chrono::steady_clock::time_point t0) {
@@ -99,7 +99,7 @@ std::string job_record(const fs::path& model_dir) { return (model_dir / "job.jso
 
 // Trains (or resumes, or skips) one model; returns its recorded job summary.
 Json run_or_reuse(const fs::path& model_dir, const std::function<JobResult(bool resume)>& run, int fold) {
-  const fs::path fold_dir = model_dir / inference::fold_folder(fold);
+  const fs::path fold_dir = model_dir / models::fold_folder(fold);
   if (fs::exists(job_record(model_dir)) && fs::exists(fold_dir / "checkpoint_final.safetensors"))
     return read_json(job_record(model_dir));
   const bool resume = fs::exists(fold_dir / "checkpoint_latest.safetensors");
@@ -306,7 +306,7 @@ ExperimentResult run_experiment(const ExperimentOptions& o) {
     row.peak_rss_mib = stats.peak_rss_mib;
     row.train_seconds = records[sub].value("seconds", 0.0);
     {
-      const auto folder = inference::open_model_folder(model_dir);
+      const auto folder = models::open_model_folder(model_dir);
       auto model = folder.load(o.fold);
       row.model = folder.model;
       const auto& ps = folder.patch_size;
@@ -387,4 +387,4 @@ ExperimentResult run_experiment(const ExperimentOptions& o) {
   return result;
 }
 
-}  // namespace teachformer::train
+}  // namespace teachformer::pipeline

@@ -1,4 +1,4 @@
-// The benchmark's report: machine description, targets, and the markdown / CSV / JSON forms (train/bench.hpp).
+// The benchmark's report: machine description, targets, and the markdown / CSV / JSON forms (bench/bench.hpp).
 #include <sys/utsname.h>
 
 #include <ATen/Context.h>
@@ -14,10 +14,10 @@
 #include <sstream>
 
 #include "teachformer/core/runtime.hpp"
-#include "teachformer/train/bench.hpp"
+#include "teachformer/bench/bench.hpp"
 #include "teachformer/version.hpp"
 
-namespace teachformer::train {
+namespace teachformer::bench {
 namespace {
 
 using Json = nlohmann::json;
@@ -407,4 +407,4 @@ std::string format_markdown(const BenchReport& report) {
   return md.str();
 }
 
-}  // namespace teachformer::train
+}  // namespace teachformer::bench

@@ -14,7 +14,7 @@
 #include "teachformer/distill/teacher.hpp"
 #include "teachformer/train/trainer.hpp"
 
-namespace teachformer::train {
+namespace teachformer::pipeline {
 
 /// What a train or distill run is asked to do.
 struct JobOptions {
@@ -61,7 +61,7 @@ struct JobResult {
   std::filesystem::path model_dir;
   /// The resolved config.json.
   nlohmann::json config;
-  TrainSummary summary;
+  train::TrainSummary summary;
   int64_t parameters = 0;
   /// Teacher cache: bytes on disk and seconds to build (0 without a cache).
   int64_t cache_bytes = 0;
@@ -85,4 +85,4 @@ JobResult run_train_job(const JobOptions& job);
 /// Distils a student from teachers on one fold.
 JobResult run_distill_job(const JobOptions& job, const DistillJobOptions& distill);
 
-}  // namespace teachformer::train
+}  // namespace teachformer::pipeline
