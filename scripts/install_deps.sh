@@ -8,6 +8,7 @@ PKGS=(
   libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   zlib1g-dev
+  libgloo-dev
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -27,6 +27,9 @@ class ConfigError : public Error { using Error::Error; };
 class DatasetError : public Error { using Error::Error; };
 /// A NaN/Inf loss or another numerical failure during training.
 class NumericalError : public Error { using Error::Error; };
+/// A distributed job that cannot go on: a peer that never came, died or timed out, a rendezvous address that
+/// cannot be reached.
+class DistributedError : public Error { using Error::Error; };
 /// A broken internal invariant (a bug): exit status 3 in the CLI.
 class InternalError : public Error { using Error::Error; };
 
