@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include "bench_main.hpp"
+#include "teachformer/data/case_source.hpp"
 #include "teachformer/data/loader.hpp"
 
 namespace {
@@ -38,7 +39,7 @@ void BM_PatchLoader(benchmark::State& state) {
   td::LoaderOptions lo;
   lo.batch_size = 2;
   lo.workers = int(state.range(0));
-  td::PatchLoader loader(cases, td::PatchSampler(so, augment), augment, lo);
+  td::PatchLoader loader(td::in_memory_cases(*cases), td::PatchSampler(so, augment), augment, lo);
   int64_t step = 0;
   for (auto _ : state) {
     auto batch = loader.get(step++);

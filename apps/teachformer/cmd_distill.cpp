@@ -16,6 +16,7 @@ void register_distill(CLI::App& parent) {
   static std::string weights, strategy, checkpoint = "best";
   static int teacher_fold = -2;
   static bool no_cache = false;
+  static std::string unlabelled;
   add_job_flags(cmd, flags, "teachformer_s");
   cmd->add_option("--teacher", teachers, "Teacher model folder (repeat for several teachers)");
   cmd->add_option("--teacher-weights", weights, "Weights of the teachers, comma-separated (default all 1)");
@@ -26,8 +27,10 @@ void register_distill(CLI::App& parent) {
   cmd->add_option("--strategy", strategy,
                   "teachformer (default), student_alone, hinton, at, multi_no_staging, or a JSON file with stages");
   cmd->add_flag("--no-cache", no_cache, "Run the teachers live on every batch instead of using the teacher cache");
-  set_command(cmd, [] {
-    pipeline::JobOptions job = to_job(flags);
+  cmd->add_option("--unlabelled", unlabelled,
+                  "A dataset (any layout) whose cases join training without labels: on them only the teachers' "
+                  "knowledge trains the student (preprocessed with this dataset's plan)");
+  set_command(cmd, [] { return run_job(flags, [](pipeline::JobOptions& job) {
     pipeline::DistillJobOptions d;
     std::vector<double> w;
     std::stringstream ss(weights);
@@ -51,9 +54,11 @@ void register_distill(CLI::App& parent) {
     }
     if (!strategy.empty()) d.strategy = strategy;
     if (no_cache) d.cache = false;
-    print_job_result("distill", pipeline::run_distill_job(job, d));
+    if (!unlabelled.empty()) d.unlabelled = unlabelled;
+    const auto result = pipeline::run_distill_job(job, d);
+    if (!job.group || job.group->rank() == 0) print_job_result("distill", result);
     return 0;
-  });
+  }); });
 }
 
 }  // namespace teachformer::app

@@ -9,8 +9,11 @@ void register_train(CLI::App& parent) {
   static JobFlags flags;
   add_job_flags(cmd, flags, "unetr");
   set_command(cmd, [] {
-    print_job_result("train", pipeline::run_train_job(to_job(flags)));
-    return 0;
+    return run_job(flags, [](pipeline::JobOptions& job) {
+      const auto result = pipeline::run_train_job(job);
+      if (!job.group || job.group->rank() == 0) print_job_result("train", result);
+      return 0;
+    });
   });
 }
 

@@ -1,6 +1,8 @@
 #include "common.hpp"
 
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 
 #include <c10/util/Exception.h>
 
@@ -24,7 +26,11 @@ int& command_exit_code() {
 void apply_global_options() {
   const auto& g = global_options();
   set_log_level(g.log_level);
-  set_threads(g.threads);
+  // A launched data-parallel worker gets its share of the cores from the launcher (TF_THREADS).
+  int threads = g.threads;
+  if (threads == 0)
+    if (const char* env = std::getenv("TF_THREADS"); env && *env) threads = std::max(0, std::atoi(env));
+  set_threads(threads);
   set_default_progress_mode(g.quiet ? ProgressMode::Quiet : ProgressMode::Auto);
 }
 

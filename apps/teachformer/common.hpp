@@ -2,6 +2,7 @@
 #pragma once
 #include <functional>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -18,6 +19,8 @@ struct GlobalOptions {
   bool quiet = false;
   /// Log level: trace, debug, info, warn, error, off.
   std::string log_level = "info";
+  /// The program's command line as main() received it (data-parallel launch re-runs it).
+  std::vector<std::string> argv;
 };
 GlobalOptions& global_options();
 

@@ -1,11 +1,20 @@
 #include "job_options.hpp"
 
+#include "common.hpp"
+
+#include <chrono>
 #include <cstdio>
 #include <sstream>
 
 #include "teachformer/core/error.hpp"
 #include "teachformer/core/json.hpp"
+#include "teachformer/core/device.hpp"
+#include "teachformer/core/fs.hpp"
+#include "teachformer/core/log.hpp"
 #include "teachformer/core/progress.hpp"
+#include "teachformer/dist/launcher.hpp"
+#include "teachformer/dist/process_group.hpp"
+#include "teachformer/dist/world.hpp"
 #include "teachformer/train/presets.hpp"
 
 namespace teachformer::app {
@@ -32,6 +41,26 @@ void add_job_flags(CLI::App* cmd, JobFlags& f, const std::string& default_model)
   cmd->add_option("--seed", f.seed, "Seed for initialisation, sampling and augmentation");
   cmd->add_option("--device", f.device, "cpu, cuda, cuda:N or auto")->capture_default_str();
   cmd->add_option("--folds", f.n_folds, "Folds when splits_final.json must be created")->capture_default_str();
+  cmd->add_option("--batch-size", f.batch_size, "Samples per step and process (default: the preset's)");
+  cmd->add_option("--precision", f.precision, "32, bf16 or 16 (CUDA autocast; 16 with loss scaling)")
+      ->check(CLI::IsMember({"32", "bf16", "16"}));
+  auto* g = "Data-parallel training";
+  cmd->add_option("--nproc-per-node", f.nproc_per_node,
+                  "Start N processes on this machine as the ranks of one job (threads: cores / N each). Under "
+                  "torchrun or Slurm leave it at 1: RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT or SLURM_PROCID/"
+                  "SLURM_NTASKS are read from the environment")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str()
+      ->group(g);
+  cmd->add_option("--dist-timeout", f.dist_timeout,
+                  "Seconds a rank waits for the others (rendezvous and every collective) before failing")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str()
+      ->group(g);
+  cmd->add_option("--dist-backend", f.dist_backend, "gloo (CPU), nccl (CUDA) or auto")
+      ->check(CLI::IsMember({"auto", "gloo", "nccl"}))
+      ->capture_default_str()
+      ->group(g);
 }
 
 pipeline::JobOptions to_job(const JobFlags& f) {
@@ -76,8 +105,39 @@ pipeline::JobOptions to_job(const JobFlags& f) {
   if (f.epochs > 0) j.epochs = f.epochs;
   if (f.steps_per_epoch > 0) j.steps_per_epoch = f.steps_per_epoch;
   if (f.seed >= 0) j.seed = uint64_t(f.seed);
+  if (f.batch_size > 0) j.batch_size = f.batch_size;
+  if (!f.precision.empty()) j.precision = f.precision;
   j.device = f.device;
   return j;
+}
+
+int run_job(const JobFlags& f, const std::function<int(pipeline::JobOptions&)>& body) {
+  if (f.nproc_per_node > 1 && !dist::is_launched_worker()) {
+    const auto& g = global_options();
+    std::vector<std::string> argv = g.argv;
+    argv.front() = fs::read_symlink("/proc/self/exe").string();
+    dist::LaunchOptions lo;
+    lo.nproc = f.nproc_per_node;
+    lo.threads_per_worker = g.threads;
+    return dist::launch_local_workers(argv, lo);
+  }
+  pipeline::JobOptions j = to_job(f);
+  const dist::WorldInfo world = dist::world_from_environment();
+  if (world.distributed()) {
+    if (world.rank != 0) {
+      set_log_level("warn");
+      set_default_progress_mode(ProgressMode::Quiet);
+    }
+    // One GPU per local rank.
+    if (j.device && (*j.device == "cuda" || *j.device == "auto")) j.device = "cuda:" + std::to_string(world.local_rank);
+    dist::ProcessGroupOptions po;
+    po.backend = f.dist_backend;
+    po.timeout = std::chrono::milliseconds(int64_t(f.dist_timeout * 1000));
+    po.device = parse_device(j.device.value_or("cpu"));
+    spdlog::info("joining a {}-process job as {} ({})", world.world_size, world.describe(), world.source);
+    j.group = dist::ProcessGroup::connect(world, po);
+  }
+  return body(j);
 }
 
 void print_job_result(const std::string& verb, const pipeline::JobResult& r) {

@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   app.fallthrough();
   app.get_formatter()->column_width(34);
   auto& g = global_options();
+  g.argv.assign(argv, argv + argc);
   app.add_option("--threads", g.threads, "Intra-op CPU threads (0 = all cores)")->capture_default_str();
   app.add_flag("-q,--quiet", g.quiet, "No progress bars or periodic progress lines");
   app.add_option("--log-level", g.log_level, "trace, debug, info, warn, error or off")->capture_default_str();

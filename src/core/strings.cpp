@@ -1,5 +1,8 @@
 #include "teachformer/core/strings.hpp"
 
+#include <cmath>
+#include <cstdio>
+
 #include <algorithm>
 
 namespace teachformer {
@@ -24,6 +27,14 @@ std::string nearest_name(const std::string& query, const std::vector<std::string
     if (d < best) best = d, nearest = c;
   }
   return nearest;
+}
+
+std::string format_fixed(double value, int precision) {
+  if (std::isnan(value)) return "n/a";
+  if (std::isinf(value)) return value > 0 ? "inf" : "-inf";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", precision, value);
+  return buf;
 }
 
 }  // namespace teachformer

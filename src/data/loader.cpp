@@ -1,5 +1,7 @@
 #include "teachformer/data/loader.hpp"
 
+#include <algorithm>
+
 #include <ATen/Parallel.h>
 #include <torch/torch.h>
 
@@ -7,10 +9,11 @@
 
 namespace teachformer::data {
 
-PatchLoader::PatchLoader(std::shared_ptr<const std::vector<TrainingCase>> cases, PatchSampler sampler,
+PatchLoader::PatchLoader(std::shared_ptr<const CaseSource> cases, PatchSampler sampler,
                          transforms::AugmentOptions augment, LoaderOptions options)
     : cases_(std::move(cases)), sampler_(std::move(sampler)), augment_(std::move(augment)), options_(options) {
-  TF_CHECK(cases_ && !cases_->empty(), InvalidArgument, "patch loader: no training cases");
+  TF_CHECK(cases_ && cases_->size() > 0, InvalidArgument, "patch loader: no training cases");
+  TF_CHECK(options_.sample_offset >= 0, InvalidArgument, "patch loader: sample_offset must be >= 0");
   TF_CHECK(options_.batch_size >= 1, InvalidArgument, "patch loader: batch_size must be >= 1, got ",
            options_.batch_size);
   for (int w = 0; w < options_.workers; ++w) workers_.emplace_back([this] { worker_loop(); });
@@ -27,19 +30,23 @@ PatchLoader::~PatchLoader() {
 
 Batch PatchLoader::build(int64_t step) const {
   torch::NoGradGuard no_grad;
-  std::vector<torch::Tensor> images, labels;
+  std::vector<torch::Tensor> images, labels, teacher_images;
   std::map<std::string, std::vector<torch::Tensor>> extras;
   std::map<std::string, int64_t> factors;
   Batch batch;
   batch.step = step;
   for (int64_t b = 0; b < options_.batch_size; ++b) {
-    Rng rng({options_.seed, uint64_t(step), uint64_t(b)});
-    const auto& c = (*cases_)[size_t(rng.below(int64_t(cases_->size())))];
+    Rng rng({options_.seed, uint64_t(step), uint64_t(options_.sample_offset + b)});
+    const auto holder = cases_->get(size_t(rng.below(int64_t(cases_->size()))));
+    const TrainingCase& c = *holder;
     transforms::Sample s = sampler_.sample(c, rng);
     transforms::augment_spatial(s, augment_, rng);
+    if (options_.teacher_image) teacher_images.push_back(s.image.clone());
     transforms::augment_intensity(s, augment_, rng);
     images.push_back(s.image);
-    if (s.label.defined()) labels.push_back(s.label);
+    batch.labelled.push_back(s.label.defined());
+    labels.push_back(s.label.defined() ? s.label
+                                       : torch::zeros({1, s.image.size(1), s.image.size(2), s.image.size(3)}, torch::kByte));
     for (auto& [name, extra] : s.extras) {
       extras[name].push_back(extra.data);
       factors[name] = extra.factor;
@@ -47,7 +54,9 @@ Batch PatchLoader::build(int64_t step) const {
     batch.case_ids.push_back(c.id);
   }
   batch.image = torch::stack(images);
-  if (labels.size() == images.size()) batch.label = torch::stack(labels);
+  if (!teacher_images.empty()) batch.teacher_image = torch::stack(teacher_images);
+  if (std::any_of(batch.labelled.begin(), batch.labelled.end(), [](bool l) { return l; }))
+    batch.label = torch::stack(labels);
   for (auto& [name, list] : extras) batch.extras[name] = {torch::stack(list), factors[name]};
   return batch;
 }
@@ -74,10 +83,17 @@ void PatchLoader::worker_loop() {
         }
       }
     }
-    Batch batch = build(step);
+    Batch batch;
+    std::exception_ptr error;
+    try {
+      batch = build(step);
+    } catch (...) {
+      error = std::current_exception();
+    }
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      ready_[step] = std::move(batch);
+      if (error) failed_[step] = error;
+      else ready_[step] = std::move(batch);
     }
     cv_.notify_all();
   }
@@ -93,7 +109,13 @@ Batch PatchLoader::get(int64_t step) {
   }
   window_start_ = step;
   cv_.notify_all();
-  cv_.wait(lock, [&] { return ready_.count(step) != 0; });
+  cv_.wait(lock, [&] { return ready_.count(step) != 0 || failed_.count(step) != 0; });
+  if (auto f = failed_.find(step); f != failed_.end()) {
+    const auto error = f->second;
+    failed_.erase(f);
+    claimed_.erase(step);
+    std::rethrow_exception(error);
+  }
   Batch batch = std::move(ready_[step]);
   ready_.erase(step);
   // Keep the claimed marks of steps still in flight; forget this one and older ones.

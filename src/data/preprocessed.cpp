@@ -119,7 +119,9 @@ PreprocessSummary preprocess_dataset(const Dataset& ds, const fs::path& out_dir,
              " (hint: run teachformer verify for the full list)");
   }
   PreprocessSummary summary;
-  PreprocessPlan plan = make_plan(ds, options.plan);
+  PreprocessPlan plan = options.fixed_plan ? *options.fixed_plan : make_plan(ds, options.plan);
+  TF_CHECK(plan.channel_names() == ds.channel_names, DatasetError, "dataset '", ds.root.string(), "' has channels ",
+           ds.channel_names, " but the plan is for ", plan.channel_names());
   const fs::path plan_file = out_dir / "plan.json";
   if (fs::exists(plan_file)) {
     const PreprocessPlan existing = read_plan(plan_file);

@@ -54,6 +54,48 @@ torch::Tensor crop_padded(const torch::Tensor& t, const std::vector<int64_t>& st
   return out;
 }
 
+torch::Tensor extra_patch(const transforms::ExtraMap& extra, const std::vector<int64_t>& start,
+                          const std::vector<int64_t>& region, const std::vector<int64_t>& size) {
+  const int64_t f = extra.factor;
+  TF_CHECK(f >= 1, InvalidArgument, "patch sampler: extra map factor must be >= 1, got ", f);
+  std::vector<int64_t> out(3);
+  for (int d = 0; d < 3; ++d) {
+    TF_CHECK(size[d] % f == 0, InvalidArgument, "patch sampler: an extra map at factor ", f,
+             " needs a patch size divisible by ", f, ", got ", size);
+    out[d] = size[d] / f;
+  }
+  bool aligned = region == size;
+  for (int d = 0; d < 3 && aligned; ++d) aligned = start[d] % f == 0;
+  if (aligned) {
+    // The patch covers whole map voxels: an exact crop.
+    std::vector<int64_t> st(3);
+    for (int d = 0; d < 3; ++d) st[d] = start[d] / f;
+    return crop_padded(extra.data, st, out);
+  }
+  // Map voxel k covers case voxels [k f, (k + 1) f); patch-map voxel j's centre lies at map index
+  // start / f + (j + 0.5) * region / size - 0.5. Crop the map voxels around the patch (one voxel of margin for the
+  // interpolation) and sample them trilinearly at those positions (zeros outside the case, like the image).
+  std::vector<int64_t> lo(3), n(3);
+  std::vector<torch::Tensor> axes(3);
+  for (int d = 0; d < 3; ++d) {
+    const double step = double(region[d]) / double(size[d]);
+    const double first = double(start[d]) / double(f) + 0.5 * step - 0.5;
+    const double last = double(start[d]) / double(f) + (double(out[d]) - 0.5) * step - 0.5;
+    lo[d] = int64_t(std::floor(first)) - 1;
+    n[d] = std::max<int64_t>(2, int64_t(std::ceil(last)) + 2 - lo[d]);
+    // align_corners=true: normalised -1 and 1 are the centres of the first and last cropped voxels.
+    axes[d] = (torch::arange(out[d], torch::kDouble) * step + (first - double(lo[d]))) * (2.0 / double(n[d] - 1)) - 1.0;
+  }
+  const auto sub = crop_padded(extra.data, lo, n).to(torch::kFloat).unsqueeze(0);  // [1, C, nz, ny, nx]
+  const auto g = torch::meshgrid({axes[0], axes[1], axes[2]}, "ij");
+  // grid_sample's last dimension is (x, y, z) = (W, H, D).
+  const auto grid = torch::stack({g[2], g[1], g[0]}, -1).unsqueeze(0).to(torch::kFloat);
+  namespace F = torch::nn::functional;
+  auto y = F::grid_sample(sub, grid,
+                          F::GridSampleFuncOptions().mode(torch::kBilinear).padding_mode(torch::kZeros).align_corners(true));
+  return y.squeeze(0).to(extra.data.scalar_type());
+}
+
 PatchSampler::PatchSampler(PatchSamplerOptions options, transforms::AugmentOptions augment)
     : options_(std::move(options)), augment_(std::move(augment)) {
   TF_CHECK(options_.patch_size.size() == 3, InvalidArgument, "patch sampler: patch_size must have 3 values, got ",
@@ -62,7 +104,6 @@ PatchSampler::PatchSampler(PatchSamplerOptions options, transforms::AugmentOptio
     TF_CHECK(p > 0, InvalidArgument, "patch sampler: patch_size must be positive, got ", options_.patch_size);
   TF_CHECK(options_.foreground_fraction >= 0 && options_.foreground_fraction <= 1, InvalidArgument,
            "patch sampler: foreground_fraction must be in [0, 1], got ", options_.foreground_fraction);
-  TF_CHECK(options_.align >= 1, InvalidArgument, "patch sampler: align must be >= 1, got ", options_.align);
 }
 
 std::vector<int64_t> PatchSampler::choose_start(const TrainingCase& c, const std::vector<int64_t>& region,
@@ -94,12 +135,6 @@ std::vector<int64_t> PatchSampler::choose_start(const TrainingCase& c, const std
       start[d] = std::clamp<int64_t>(centre - region[d] / 2, lo, hi);
     }
   }
-  if (options_.align > 1) {
-    for (int d = 0; d < 3; ++d) {
-      const int64_t a = options_.align;
-      start[d] = int64_t(std::floor(double(start[d]) / double(a))) * a;
-    }
-  }
   return start;
 }
 
@@ -108,17 +143,7 @@ transforms::Sample PatchSampler::crop(const TrainingCase& c, const std::vector<i
   const auto& size = options_.patch_size;
   s.image = crop_padded(c.image, start, size);
   if (c.label.defined()) s.label = crop_padded(c.label, start, size);
-  for (const auto& [name, extra] : c.extras) {
-    const int64_t f = extra.factor;
-    std::vector<int64_t> st(3), sz(3);
-    for (int d = 0; d < 3; ++d) {
-      TF_CHECK(start[d] % f == 0 && size[d] % f == 0, InvalidArgument, "patch sampler: extra map '", name,
-               "' at factor ", f, " needs patch starts and sizes divisible by ", f, " (set align)");
-      st[d] = start[d] / f;
-      sz[d] = size[d] / f;
-    }
-    s.extras[name] = {crop_padded(extra.data, st, sz), f};
-  }
+  for (const auto& [name, extra] : c.extras) s.extras[name] = {extra_patch(extra, start, size, size), extra.factor};
   return s;
 }
 
@@ -142,16 +167,7 @@ transforms::Sample PatchSampler::sample(const TrainingCase& c, Rng& rng) const {
   transforms::Sample s;
   s.image = resize(crop_padded(c.image, start, region), size, false);
   if (c.label.defined()) s.label = resize(crop_padded(c.label, start, region), size, true);
-  for (const auto& [name, extra] : c.extras) {
-    const int64_t f = extra.factor;
-    std::vector<int64_t> st(3), rg(3), out(3);
-    for (int d = 0; d < 3; ++d) {
-      st[d] = start[d] / f;
-      rg[d] = std::max<int64_t>(1, region[d] / f);
-      out[d] = std::max<int64_t>(1, size[d] / f);
-    }
-    s.extras[name] = {resize(crop_padded(extra.data, st, rg), out, false), f};
-  }
+  for (const auto& [name, extra] : c.extras) s.extras[name] = {extra_patch(extra, start, region, size), extra.factor};
   return s;
 }
 

@@ -19,6 +19,14 @@ namespace teachformer::data {
 
 std::string to_string(PhantomKind kind) { return kind == PhantomKind::PetCt ? "petct" : "mri"; }
 
+std::string to_string(PhantomDifficulty d) { return d == PhantomDifficulty::Normal ? "normal" : "hard"; }
+
+PhantomDifficulty phantom_difficulty_from_string(const std::string& name) {
+  if (name == "normal") return PhantomDifficulty::Normal;
+  if (name == "hard") return PhantomDifficulty::Hard;
+  TF_THROW(InvalidArgument, "unknown phantom difficulty '", name, "'; difficulties: normal, hard");
+}
+
 PhantomKind phantom_kind_from_string(const std::string& name) {
   if (name == "petct") return PhantomKind::PetCt;
   if (name == "mri") return PhantomKind::Mri;
@@ -213,7 +221,8 @@ SynthResult synthesize(const fs::path& out, const SynthOptions& options) {
     Json channel_names = Json::object();
     for (size_t c = 0; c < names.size(); ++c) channel_names[std::to_string(c)] = names[c];
     write_json(out / "dataset.json", {{"name", mri ? "SynthProstate" : "SynthHeadNeck"},
-                                      {"description", "teachformer synth phantom (--kind " + to_string(options.kind) +
+                                      {"description", "teachformer synth phantom (--kind " + to_string(options.kind) + ", " +
+                                                          to_string(options.difficulty) +
                                                           ", --seed " + std::to_string(options.seed) + ")"},
                                       {"channel_names", channel_names},
                                       {"labels", {{"background", 0}, {mri ? "lesion" : "tumor", 1}}},

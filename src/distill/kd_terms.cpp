@@ -6,6 +6,7 @@
 
 #include "teachformer/core/error.hpp"
 #include "teachformer/core/json.hpp"
+#include "teachformer/models/seg_model.hpp"
 
 namespace teachformer::distill {
 
@@ -15,8 +16,11 @@ AttentionMapOptions attention_map_options_from_json(const nlohmann::json& j) {
   AttentionMapOptions o;
   std::string norm = "l2", distance = "l2";
   JsonReader r(j, "attention map options");
-  r.get("p", o.p).get("norm", norm).get("distance", distance);
+  r.get("p", o.p).get("norm", norm).get("distance", distance).get("fine_tap", o.fine_tap);
   r.finish();
+  TF_CHECK(o.fine_tap == models::kDecoderFine || o.fine_tap == models::kDecoderLast, ConfigError,
+           "attention map options: fine_tap must be \"", models::kDecoderFine, "\" (decoder stage D_{n-1}) or \"",
+           models::kDecoderLast, "\" (the last decoder stage), got '", o.fine_tap, "'");
   TF_CHECK(o.p == 1 || o.p == 2, ConfigError, "attention map options: p must be 1 or 2, got ", o.p);
   TF_CHECK(norm == "l2" || norm == "l1", ConfigError, "attention map options: norm must be l2 or l1, got '", norm, "'");
   TF_CHECK(distance == "l2" || distance == "l1", ConfigError, "attention map options: distance must be l2 or l1, got '",
@@ -27,7 +31,10 @@ AttentionMapOptions attention_map_options_from_json(const nlohmann::json& j) {
 }
 
 nlohmann::json to_json(const AttentionMapOptions& o) {
-  return {{"p", o.p}, {"norm", o.norm == MapNorm::L2 ? "l2" : "l1"}, {"distance", o.distance == MapDistance::L2 ? "l2" : "l1"}};
+  return {{"p", o.p},
+          {"norm", o.norm == MapNorm::L2 ? "l2" : "l1"},
+          {"distance", o.distance == MapDistance::L2 ? "l2" : "l1"},
+          {"fine_tap", o.fine_tap}};
 }
 
 torch::Tensor attention_map(const torch::Tensor& features, int p) {
@@ -50,13 +57,18 @@ torch::Tensor normalise_map(const torch::Tensor& map, MapNorm norm) {
 
 torch::Tensor attention_map_loss(const torch::Tensor& student_map, const torch::Tensor& teacher_map,
                                  const AttentionMapOptions& o) {
+  return attention_map_loss_per_sample(student_map, teacher_map, o).mean();
+}
+
+torch::Tensor attention_map_loss_per_sample(const torch::Tensor& student_map, const torch::Tensor& teacher_map,
+                                            const AttentionMapOptions& o) {
   TF_CHECK(student_map.size(0) == teacher_map.size(0), InvalidArgument, "attention map loss: batch sizes differ (",
            student_map.size(0), " vs ", teacher_map.size(0), ")");
   const auto t = resample_map(teacher_map.to(student_map.dtype()), student_map.sizes().slice(2).vec());
   const auto qs = normalise_map(student_map, o.norm);
   const auto qt = normalise_map(t, o.norm);
   const auto diff = qs - qt;
-  return (o.distance == MapDistance::L2 ? diff.square() : diff.abs()).sum(1).mean();
+  return (o.distance == MapDistance::L2 ? diff.square() : diff.abs()).sum(1);
 }
 
 torch::Tensor temper_probabilities(const torch::Tensor& probs, double temperature) {
@@ -112,7 +124,8 @@ Aggregation parse_aggregation(const std::string& name) {
   if (name == "mean") return Aggregation::Mean;
   if (name == "confidence") return Aggregation::Confidence;
   if (name == "agreement") return Aggregation::Agreement;
-  TF_THROW(ConfigError, "teacher aggregation '", name, "': expected mean, confidence or agreement");
+  if (name == "voxel") return Aggregation::Voxel;
+  TF_THROW(ConfigError, "teacher aggregation '", name, "': expected mean, confidence, agreement or voxel");
 }
 
 std::string to_string(Aggregation a) {
@@ -120,6 +133,7 @@ std::string to_string(Aggregation a) {
     case Aggregation::Mean: return "mean";
     case Aggregation::Confidence: return "confidence";
     case Aggregation::Agreement: return "agreement";
+    case Aggregation::Voxel: return "voxel";
   }
   return "?";
 }
@@ -154,6 +168,19 @@ std::vector<torch::Tensor> teacher_weights(const std::vector<torch::Tensor>& pro
     for (size_t i = 0; i < k; ++i) out.push_back(w[int64_t(i)]);
     return out;
   }
+  if (aggregation == Aggregation::Voxel) {
+    // Per voxel: softmax over teachers of -(cross-entropy against the label) / tau, times the configured weights.
+    TF_CHECK(label.defined(), InvalidArgument, "teacher aggregation 'voxel' needs the ground-truth label");
+    const auto idx = label.to(torch::kLong);
+    std::vector<torch::Tensor> scores;
+    for (size_t i = 0; i < k; ++i) {
+      const auto logp = probs[i].gather(1, idx).to(torch::kFloat).clamp_min(1e-8).log();  // [B, 1, ...]
+      scores.push_back(logp / tau + std::log(std::max(fixed[i], 1e-12)));
+    }
+    const auto w = torch::softmax(torch::stack(scores), 0);
+    for (size_t i = 0; i < k; ++i) out.push_back(w[int64_t(i)]);
+    return out;
+  }
   // Agreement (CA-MKD): per-sample cross-entropy of each teacher against the label; teachers that agree better
   // with the label count more.
   TF_CHECK(label.defined(), InvalidArgument, "teacher aggregation 'agreement' needs the ground-truth label");
@@ -169,6 +196,36 @@ std::vector<torch::Tensor> teacher_weights(const std::vector<torch::Tensor>& pro
   auto w = (1.0 - s) / double(k - 1) * torch::tensor(fixed, opts).view({-1, 1}) * (double(k) / fixed_sum);
   w = w / w.sum(0, true);
   for (size_t i = 0; i < k; ++i) out.push_back(w[int64_t(i)].view({-1, 1, 1, 1, 1}));
+  return out;
+}
+
+torch::Tensor sample_dice(const torch::Tensor& probs, const torch::Tensor& label) {
+  TF_CHECK(probs.dim() >= 3 && label.defined() && label.size(0) == probs.size(0), InvalidArgument,
+           "sample Dice: probabilities [B, K, ...] and a label [B, 1, ...] are required");
+  const int64_t b = probs.size(0), k = probs.size(1);
+  const auto onehot = torch::zeros_like(probs, probs.options().dtype(torch::kFloat))
+                          .scatter_(1, label.to(torch::kLong), 1.0)
+                          .narrow(1, 1, k - 1)
+                          .reshape({b, k - 1, -1});
+  const auto p = probs.to(torch::kFloat).narrow(1, 1, k - 1).reshape({b, k - 1, -1});
+  const auto inter = (p * onehot).sum(-1);
+  const auto total = p.sum(-1) + onehot.sum(-1);
+  // A class absent from both counts as agreement.
+  const auto dice = torch::where(total > 1e-6, 2.0 * inter / total.clamp_min(1e-6), torch::ones_like(total));
+  return dice.mean(1);
+}
+
+std::vector<torch::Tensor> dice_weights(const std::vector<torch::Tensor>& probs, const torch::Tensor& label,
+                                        const std::vector<double>& fixed, double tau) {
+  const size_t k = probs.size();
+  TF_CHECK(k >= 1 && fixed.size() == k, InvalidArgument, "teacher weights: ", k, " teachers but ", fixed.size(),
+           " configured weights");
+  TF_CHECK(tau > 0, InvalidArgument, "teacher weights: the Dice temperature must be > 0, got ", tau);
+  std::vector<torch::Tensor> scores;
+  for (size_t i = 0; i < k; ++i) scores.push_back(sample_dice(probs[i], label) / tau + std::log(std::max(fixed[i], 1e-12)));
+  const auto w = torch::softmax(torch::stack(scores), 0);  // [K, B]
+  std::vector<torch::Tensor> out;
+  for (size_t i = 0; i < k; ++i) out.push_back(w[int64_t(i)]);
   return out;
 }
 

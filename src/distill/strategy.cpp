@@ -73,14 +73,14 @@ Ramp flat(double v) { return {v, v}; }
 }  // namespace
 
 std::vector<std::string> strategy_preset_names() {
-  return {"teachformer", "student_alone", "hinton", "at", "multi_no_staging"};
+  return {"teachformer", "student_alone", "hinton", "hinton_coarse", "hinton_fine", "at", "multi_no_staging"};
 }
 
 Strategy strategy_preset(const std::string& name) {
   Strategy s;
   s.name = name;
   if (name == "teachformer") {
-    s.stages.push_back({"align", 0.2, -1, {{kTermGt, flat(0.1)}, {kTermAttnCoarse, flat(1)}, {kTermAttnFine, flat(1)}}});
+    s.stages.push_back({"align", 0.2, -1, {{kTermGt, flat(1)}, {kTermAttnCoarse, flat(1)}, {kTermAttnFine, flat(1)}}});
     s.stages.push_back({"joint", 0.5, -1,
                         {{kTermGt, flat(1)}, {kTermKd, flat(1)}, {kTermAttnCoarse, flat(1)}, {kTermAttnFine, flat(1)}}});
     s.stages.push_back({"finetune", 0.3, -1,
@@ -89,6 +89,10 @@ Strategy strategy_preset(const std::string& name) {
     s.stages.push_back({"supervised", 1.0, -1, {{kTermGt, flat(1)}}});
   } else if (name == "hinton") {
     s.stages.push_back({"kd", 1.0, -1, {{kTermGt, flat(1)}, {kTermKd, flat(1)}}});
+  } else if (name == "hinton_coarse") {
+    s.stages.push_back({"kd", 1.0, -1, {{kTermGt, flat(1)}, {kTermKd, flat(1)}, {kTermAttnCoarse, flat(1)}}});
+  } else if (name == "hinton_fine") {
+    s.stages.push_back({"kd", 1.0, -1, {{kTermGt, flat(1)}, {kTermKd, flat(1)}, {kTermAttnFine, flat(1)}}});
   } else if (name == "at") {
     s.stages.push_back({"at", 1.0, -1, {{kTermGt, flat(1)}, {kTermAttnCoarse, flat(1)}, {kTermAttnFine, flat(1)}}});
   } else if (name == "multi_no_staging") {

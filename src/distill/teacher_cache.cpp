@@ -34,25 +34,28 @@ fs::path cache_case_file(const fs::path& dir, const std::string& id) { return di
 
 fs::path cache_dir(const fs::path& preprocessed_root, const Teacher& teacher, const CacheSettings& s) {
   std::string key = file_signature(teacher.source()) + "|" + std::to_string(s.coarse_factor) + "|" +
-                    std::to_string(s.fine_factor) + "|" + std::to_string(s.p) + "|" + std::to_string(s.overlap);
+                    std::to_string(s.fine_factor) + "|" + std::to_string(s.p) + "|" + std::to_string(s.overlap) + "|" +
+                    s.fine_tap;
   for (auto r : s.roi) key += "|" + std::to_string(r);
   for (auto c : teacher.channel_indices()) key += "|c" + std::to_string(c);
   return preprocessed_root / "teacher_cache" / (teacher.name() + "-" + hex_digest(key).substr(0, 12));
 }
 
+void attach_cached_case(data::TrainingCase& c, const fs::path& dir, const Teacher& teacher, const CacheSettings& s) {
+  const auto file = cache_case_file(dir, c.id);
+  require_exists(file, "teacher cache file (build the cache first)");
+  const io::SafeTensors st = io::read_safetensors(file);
+  const auto& probs = st.at("probs");
+  TF_CHECK(probs.sizes().slice(1) == c.image.sizes().slice(1), FormatError, "'", file.string(),
+           "': cached probabilities ", probs.sizes().vec(), " do not match the case image ", c.image.sizes().vec());
+  c.extras[cache_extra_name(teacher.name(), "probs")] = {probs, 1};
+  c.extras[cache_extra_name(teacher.name(), "coarse")] = {st.at("coarse"), s.coarse_factor};
+  c.extras[cache_extra_name(teacher.name(), "fine")] = {st.at("fine"), s.fine_factor};
+}
+
 void attach_teacher_cache(std::vector<data::TrainingCase>& cases, const fs::path& dir, const Teacher& teacher,
                           const CacheSettings& s) {
-  for (auto& c : cases) {
-    const auto file = cache_case_file(dir, c.id);
-    require_exists(file, "teacher cache file (build the cache first)");
-    const io::SafeTensors st = io::read_safetensors(file);
-    const auto& probs = st.at("probs");
-    TF_CHECK(probs.sizes().slice(1) == c.image.sizes().slice(1), FormatError, "'", file.string(),
-             "': cached probabilities ", probs.sizes().vec(), " do not match the case image ", c.image.sizes().vec());
-    c.extras[cache_extra_name(teacher.name(), "probs")] = {probs, 1};
-    c.extras[cache_extra_name(teacher.name(), "coarse")] = {st.at("coarse"), s.coarse_factor};
-    c.extras[cache_extra_name(teacher.name(), "fine")] = {st.at("fine"), s.fine_factor};
-  }
+  for (auto& c : cases) attach_cached_case(c, dir, teacher, s);
 }
 
 }  // namespace teachformer::distill

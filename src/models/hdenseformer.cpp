@@ -464,10 +464,11 @@ SegOutput HDenseFormerImpl::forward(const torch::Tensor& input, const TapRequest
   torch::Tensor out2 = ds ? detail::conv3d(*conv1x1_d2, x) : torch::Tensor();
   x = block_2_1_right->forward(up_and_concat(*upconv_2, x, ds1));
   x = block_2_2_right->forward(x);
+  if (request.features) taps.set(kDecoderFine, x);
   torch::Tensor out1 = ds ? detail::conv3d(*conv1x1_d1, x) : torch::Tensor();
   x = block_1_1_right->forward(up_and_concat(*upconv_1, x, ds0));
   x = block_1_2_right->forward(x);
-  if (request.features) taps.set(kDecoderFine, x);
+  if (request.features) taps.set(kDecoderLast, x);
   out.logits = detail::conv3d(*conv1x1, x);
   if (ds) out.deep_supervision = {out1, out2, out3};
   return out;

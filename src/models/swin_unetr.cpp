@@ -149,7 +149,8 @@ SegOutput SwinUNETRImpl::forward(const torch::Tensor& x, const TapRequest& reque
   result.logits = out->forward(fine);
   if (request.features) {
     result.taps.set(kEncoderCoarse, hidden[4].contiguous());
-    result.taps.set(kDecoderFine, fine);
+    result.taps.set(kDecoderFine, dec0);
+    result.taps.set(kDecoderLast, fine);
   }
   for (size_t i = 0; i < attentions.size(); ++i) result.taps.set(kAttentionPrefix + std::to_string(i), attentions[i]);
   if (request.intermediates)

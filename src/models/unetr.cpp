@@ -171,7 +171,8 @@ SegOutput UNETRImpl::forward(const torch::Tensor& x, const TapRequest& request) 
   result.logits = out->forward(fine);
   if (request.features) {
     result.taps.set(kEncoderCoarse, dec4);
-    result.taps.set(kDecoderFine, fine);
+    result.taps.set(kDecoderFine, dec1);
+    result.taps.set(kDecoderLast, fine);
   }
   if (attention)
     for (size_t i = 0; i < attentions.size(); ++i)

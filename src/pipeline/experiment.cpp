@@ -9,29 +9,45 @@
 #include <cmath>
 #include <map>
 #include <set>
-#include <sstream>
 
+#include "pipeline/detail/experiment_table.hpp"
 #include "teachformer/core/error.hpp"
 #include "teachformer/core/fs.hpp"
 #include "teachformer/core/json.hpp"
 #include "teachformer/core/progress.hpp"
 #include "teachformer/core/runtime.hpp"
 #include "teachformer/data/dataset.hpp"
+#include "teachformer/data/splits.hpp"
 #include "teachformer/data/synth.hpp"
 #include "teachformer/data/verify.hpp"
 #include "teachformer/inference/predictor.hpp"
 #include "teachformer/io/image_io.hpp"
 #include "teachformer/metrics/picai.hpp"
 #include "teachformer/metrics/protocols.hpp"
+#include "teachformer/models/model_folder.hpp"
 #include "teachformer/models/model_info.hpp"
+#include "teachformer/pipeline/job_runner.hpp"
 #include "teachformer/pipeline/jobs.hpp"
+#include "teachformer/pipeline/stage_record.hpp"
+#include "teachformer/train/presets.hpp"
 
 namespace teachformer::pipeline {
 namespace {
 
+using Json = nlohmann::json;
+
+std::string joined(const std::vector<std::string>& items) {
+  std::string s;
+  for (const auto& i : items) s += (s.empty() ? "" : ", ") + i;
+  return s;
+}
+
 double since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// The preset's sizes.
 
 struct PresetPlan {
   std::string train_preset;
@@ -41,10 +57,13 @@ struct PresetPlan {
   std::vector<double> spacing;
   /// Patch [D, H, W] for every model; empty = the training preset's.
   std::vector<int64_t> patch;
-  /// Epochs of the teachers and of the students, steps per epoch (0 = the training preset's).
+  /// Teacher budget and student epochs, steps per epoch (0 = the training preset's).
   int64_t teacher_epochs = 0;
   int64_t student_epochs = 0;
   int64_t steps_per_epoch = 0;
+  /// Teachers: validate every N epochs and stop after `patience` validations without improvement (0 = never).
+  int64_t teacher_val_every = 0;
+  int64_t teacher_patience = 0;
 };
 
 PresetPlan preset_plan(const ExperimentOptions& o) {
@@ -53,40 +72,80 @@ PresetPlan preset_plan(const ExperimentOptions& o) {
   const bool mri = o.kind == "mri";
   const std::vector<double> spacing = mri ? std::vector<double>{1.0, 1.0, 3.0} : std::vector<double>{2.0, 2.0, 2.0};
   const std::vector<int64_t> patch = mri ? std::vector<int64_t>{32, 64, 64} : std::vector<int64_t>{32, 32, 32};
-  if (o.preset == "tiny") return {"tiny", 6, 2, spacing, patch};
-  // demo: about 7 minutes on an idle 2-core machine (teachers ~1.5-2 min each, students ~20 s each). Teachers need
-  // these 36 x 12 steps to beat the student trained alone; shorter runs give weak teachers and KD cannot help.
-  if (o.preset == "demo") return {"demo", 32, 10, spacing, patch, 36, 36, 12};
-  if (o.preset == "paper-hecktor") return {"paper", 0, 0, {}, {96, 96, 96}};
-  if (o.preset == "paper-picai") return {"paper", 0, 0, {}, {32, 256, 256}};
-  TF_THROW(InvalidArgument, "unknown experiment preset '", o.preset, "'; presets: ", experiment_presets());
+  PresetPlan p;
+  if (o.preset == "tiny") {
+    p = {"tiny", 6, 2, spacing, patch};
+  } else if (o.preset == "demo") {
+    // Teachers train until their validation Dice stops improving, within a budget; students all get the same
+    // number of steps. See docs/experiment.md for the measurements behind these numbers.
+    p = {"demo", 32, 10, spacing, patch, 72, 36, 12, 2, 6};
+  } else if (o.preset == "paper-hecktor") {
+    p = {"paper", 0, 0, {}, {96, 96, 96}, 0, 0, 0, 10, 10};
+  } else if (o.preset == "paper-picai") {
+    p = {"paper", 0, 0, {}, {32, 256, 256}, 0, 0, 0, 10, 10};
+  } else {
+    TF_THROW(InvalidArgument, "unknown experiment preset '", o.preset, "'; presets: ", experiment_presets());
+  }
+  return p;
 }
 
-// One model's run in the experiment: the shared dataset, fold, patch, device and seed; `epochs` the role's length
-// (teacher or student; 0 = the training preset's).
-JobOptions experiment_job(const ExperimentOptions& o, const PresetPlan& plan, const fs::path& preprocessed,
-                          const std::string& model, const std::string& folder, int64_t epochs) {
-  JobOptions job;
-  job.dataset = preprocessed;
-  job.model = model;
-  job.preset = plan.train_preset;
-  job.fold = o.fold;
-  job.output = o.dir / "models" / folder;
-  job.patch_size = plan.patch;
-  job.device = o.device;
-  job.seed = o.seed;
-  if (epochs > 0) job.epochs = epochs;
-  const int64_t steps = o.steps_per_epoch > 0 ? o.steps_per_epoch : plan.steps_per_epoch;
-  if (steps > 0) job.steps_per_epoch = steps;
-  return job;
+// ---------------------------------------------------------------------------------------------------------------
+// Data: the training dataset, its preprocessing, the held-out cases and the protocol that scores them.
+
+struct HeldOut {
+  std::vector<data::Case> cases;
+  fs::path labels_dir;
+  fs::path bbox_csv;
+  /// Where the scored cases come from, for the table.
+  std::string source;
+};
+
+struct DataSet {
+  fs::path raw;
+  fs::path preprocessed;
+  fs::path unlabelled;  // raw phantoms used without labels (optional)
+  HeldOut held;
+  std::string protocol;  // "hecktor2021", "picai" or "generic"
+  std::string digest;    // of everything above, for downstream stages
+};
+
+bool has_channel(const std::vector<std::string>& channels, std::initializer_list<const char*> names) {
+  for (const auto& c : channels) {
+    std::string u = c;
+    std::transform(u.begin(), u.end(), u.begin(), ::toupper);
+    for (const char* n : names)
+      if (u == n) return true;
+  }
+  return false;
 }
 
-// Phantoms are written once; a marker says the folder is complete.
-void synthesize_once(const fs::path& dir, const data::SynthOptions& s) {
-  const fs::path marker = dir / ".teachformer-synth.json";
-  if (fs::exists(marker)) return;
-  data::synthesize(dir, s);
-  write_json(marker, {{"kind", data::to_string(s.kind)}, {"cases", s.cases}, {"seed", s.seed}});
+fs::path find_bbox_csv(const fs::path& root) {
+  if (!fs::is_directory(root)) return {};
+  for (const auto& e : fs::recursive_directory_iterator(root)) {
+    const std::string name = e.path().filename().string();
+    if (e.is_regular_file() && has_suffix(e.path(), ".csv") && name.find("bbox") != std::string::npos) return e.path();
+  }
+  return {};
+}
+
+// The protocol that fits the data: PI-CAI for prostate bpMRI, HECKTOR 2021 where a bbox CSV exists, else generic.
+std::string protocol_for(const data::Dataset& ds) {
+  if (ds.format == data::DatasetFormat::Picai || has_channel(ds.channel_names, {"T2W", "T2"}) &&
+                                                     has_channel(ds.channel_names, {"ADC", "HBV", "DWI"}))
+    return "picai";
+  if (!find_bbox_csv(ds.root).empty()) return "hecktor2021";
+  return "generic";
+}
+
+void check_preset_fits(const ExperimentOptions& o, const data::Dataset& ds) {
+  const bool petct = has_channel(ds.channel_names, {"CT"}) && has_channel(ds.channel_names, {"PET", "PT"});
+  const bool mri = protocol_for(ds) == "picai";
+  TF_CHECK(o.preset != "paper-hecktor" || petct, InvalidArgument, "preset paper-hecktor needs PET/CT data (channels CT "
+           "and PET), but '", ds.root.string(), "' has channels ", ds.channel_names, "; use --preset paper-picai for "
+           "prostate MRI");
+  TF_CHECK(o.preset != "paper-picai" || mri, InvalidArgument, "preset paper-picai needs prostate bpMRI (T2W with "
+           "ADC/HBV), but '", ds.root.string(), "' has channels ", ds.channel_names, "; use --preset paper-hecktor "
+           "for PET/CT");
 }
 
 void verify_or_throw(const fs::path& root) {
@@ -95,75 +154,268 @@ void verify_or_throw(const fs::path& root) {
            " error(s); run `teachformer verify ", root.string(), "` for the list");
 }
 
-std::string job_record(const fs::path& model_dir) { return (model_dir / "job.json").string(); }
-
-// Trains (or resumes, or skips) one model; returns its recorded job summary.
-Json run_or_reuse(const fs::path& model_dir, const std::function<JobResult(bool resume)>& run, int fold) {
-  const fs::path fold_dir = model_dir / models::fold_folder(fold);
-  if (fs::exists(job_record(model_dir)) && fs::exists(fold_dir / "checkpoint_final.safetensors"))
-    return read_json(job_record(model_dir));
-  const bool resume = fs::exists(fold_dir / "checkpoint_latest.safetensors");
-  const JobResult r = run(resume);
-  const Json record = {{"seconds", r.summary.seconds + r.cache_seconds},
-                       {"train_seconds", r.summary.seconds},
-                       {"seconds_per_step", r.summary.seconds_per_step},
-                       {"best_dice", r.summary.best_dice},
-                       {"last_dice", r.summary.last_dice},
-                       {"parameters", r.parameters},
-                       {"cache_bytes", r.cache_bytes},
-                       {"cache_seconds", r.cache_seconds}};
-  write_json(job_record(model_dir), record);
-  return record;
-}
-
-struct HeldOut {
-  std::vector<data::Case> cases;
-  fs::path labels_dir;
-  fs::path bbox_csv;
-};
-
-fs::path find_bbox_csv(const fs::path& root) {
-  for (const auto& e : fs::recursive_directory_iterator(root)) {
-    const std::string name = e.path().filename().string();
-    if (e.is_regular_file() && has_suffix(e.path(), ".csv") && name.find("bbox") != std::string::npos) return e.path();
-  }
-  return {};
-}
-
-// Reference labels of the held-out cases, binarised where the layout says so, under <dir>/eval/labels.
-HeldOut held_out_cases(const fs::path& root, const std::vector<std::string>& only, const fs::path& dir) {
-  HeldOut h;
-  const data::Dataset ds = data::open_dataset(root);
-  const std::set<std::string> keep(only.begin(), only.end());
-  h.labels_dir = dir / "eval" / "labels";
-  fs::create_directories(h.labels_dir);
-  for (const auto& c : ds.training) {
-    if (!keep.empty() && !keep.count(c.id)) continue;
-    h.cases.push_back(c);
-    const fs::path target = h.labels_dir / (c.id + ".nii.gz");
+// Reference labels of `cases` (binarised where the layout says so) under `labels_dir`.
+void write_reference_labels(const std::vector<data::Case>& cases, const fs::path& labels_dir,
+                            const std::map<std::string, fs::path>& label_files = {}) {
+  fs::create_directories(labels_dir);
+  for (const auto& c : cases) {
+    const fs::path target = labels_dir / (c.id + ".nii.gz");
     if (fs::exists(target)) continue;
-    io::Volume label = io::read_label(*c.label_file);
+    const fs::path source = label_files.count(c.id) ? label_files.at(c.id) : *c.label_file;
+    io::Volume label = io::read_label(source);
     if (c.binarize_label) label.data = (label.data > 0).to(torch::kByte);
     io::write_label(target, label);
   }
-  TF_CHECK(!h.cases.empty(), DatasetError, "no held-out labelled cases found in '", root.string(), "'");
-  h.bbox_csv = find_bbox_csv(root);
-  return h;
 }
 
-struct PredictionStats {
-  double seconds_per_case = 0;
-  double peak_rss_mib = 0;
+// Phantoms, written once per settings.
+fs::path synthesize_stage(const fs::path& dir, const std::string& what, const data::SynthOptions& s,
+                          const std::string& difficulty, bool force) {
+  const fs::path out = dir / "data" / what;
+  const Json settings = {{"kind", data::to_string(s.kind)}, {"cases", s.cases}, {"seed", s.seed},
+                         {"difficulty", difficulty}};
+  const StageRecord record(out, "phantoms " + what, settings, dir / "stages" / ("data-" + what + ".json"));
+  if (record.decide(force) != StageAction::Reuse) {
+    record.start();
+    if (fs::exists(out)) fs::remove_all(out);
+    data::synthesize(out, s);
+    record.finish({{"cases", s.cases}});
+  }
+  return out;
+}
+
+DataSet prepare_data(const ExperimentOptions& o, const PresetPlan& plan, const fs::path& dir, uint64_t seed) {
+  DataSet d;
+  fs::path test_raw;
+  if (o.data) {
+    d.raw = *o.data;
+  } else {
+    data::SynthOptions s;
+    s.kind = data::phantom_kind_from_string(o.kind);
+    s.difficulty = data::phantom_difficulty_from_string(o.difficulty);
+    s.cases = o.cases > 0 ? o.cases : plan.cases;
+    s.seed = seed;
+    s.workers = std::max(1, hardware_threads());
+    spdlog::info("[data] {} {} {} phantom cases (+{} held out{})", s.cases, o.difficulty, o.kind,
+                 o.test_cases > 0 ? o.test_cases : plan.test_cases,
+                 o.unlabelled_cases > 0 ? ", +" + std::to_string(o.unlabelled_cases) + " unlabelled" : "");
+    d.raw = synthesize_stage(dir, "train", s, o.difficulty, o.force);
+    s.cases = o.test_cases > 0 ? o.test_cases : plan.test_cases;
+    s.seed = seed + 7919;  // a different draw of phantoms
+    test_raw = synthesize_stage(dir, "test", s, o.difficulty, o.force);
+    if (o.unlabelled_cases > 0) {
+      s.cases = o.unlabelled_cases;
+      s.seed = seed + 104729;
+      d.unlabelled = synthesize_stage(dir, "unlabelled", s, o.difficulty, o.force);
+    }
+  }
+  spdlog::info("[verify] {}", d.raw.string());
+  verify_or_throw(d.raw);
+  if (!test_raw.empty()) verify_or_throw(test_raw);
+  const data::Dataset ds = data::open_dataset(d.raw);
+  check_preset_fits(o, ds);
+  d.protocol = protocol_for(ds);
+
+  d.preprocessed = dir / "preprocessed";
+  {
+    spdlog::info("[preprocess] {}", d.preprocessed.string());
+    data::PreprocessOptions po;
+    po.workers = std::max(1, hardware_threads());
+    if (!o.data && !plan.spacing.empty())
+      po.plan.target_spacing = Vec3{plan.spacing[0], plan.spacing[1], plan.spacing[2]};
+    data::preprocess_dataset(ds, d.preprocessed, po);
+  }
+
+  // Held-out cases: they never train, never choose a checkpoint and never choose a teacher.
+  d.held.labels_dir = dir / "eval" / "labels";
+  if (!test_raw.empty()) {
+    const data::Dataset test = data::open_dataset(test_raw);
+    d.held.cases = test.training;
+    d.held.bbox_csv = find_bbox_csv(test_raw);
+    d.held.source = "phantoms synthesised apart from the training set (data/test)";
+    write_reference_labels(d.held.cases, d.held.labels_dir);
+  } else {
+    // A labelled test split of the layout (imagesTs + labelsTs), else a patient-level split recorded here.
+    std::map<std::string, fs::path> ts_labels;
+    const fs::path labels_ts = d.raw / "labelsTs";
+    if (fs::is_directory(labels_ts))
+      for (const auto& c : ds.unlabelled) {
+        const fs::path f = labels_ts / (c.id + ds.file_ending);
+        if (fs::exists(f)) ts_labels[c.id] = f;
+      }
+    const auto pds = data::open_preprocessed(d.preprocessed);
+    std::set<std::string> test_ids;
+    if (!ts_labels.empty()) {
+      for (const auto& c : ds.unlabelled)
+        if (ts_labels.count(c.id)) d.held.cases.push_back(c);
+      d.held.source = "the dataset's labelled test split (imagesTs + labelsTs)";
+    } else {
+      const fs::path split_file = dir / "test_split.json";
+      if (fs::exists(split_file)) {
+        const auto ids = read_json(split_file).at("test").get<std::vector<std::string>>();
+        test_ids.insert(ids.begin(), ids.end());
+      } else {
+        // Whole patients: every study of a held-out patient is held out.
+        const auto folds = data::make_grouped_folds(pds.labelled_case_ids(), [&] {
+          std::vector<std::string> patients;
+          const auto ids = pds.case_ids();
+          const auto all_patients = pds.patient_ids();
+          const auto lab = pds.labelled_case_ids();
+          const std::set<std::string> labset(lab.begin(), lab.end());
+          for (size_t i = 0; i < ids.size(); ++i)
+            if (labset.count(ids[i])) patients.push_back(all_patients[i]);
+          return patients;
+        }(), std::max(2, int(std::lround(1.0 / std::clamp(o.test_fraction, 0.05, 0.5)))));
+        test_ids.insert(folds[0].val.begin(), folds[0].val.end());
+        write_json(split_file, {{"test", std::vector<std::string>(test_ids.begin(), test_ids.end())},
+                                {"test_fraction", o.test_fraction},
+                                {"note", "patient-level split; these cases take part in no training or choice"}});
+      }
+      for (const auto& c : ds.training)
+        if (test_ids.count(c.id)) d.held.cases.push_back(c);
+      char buf[160];
+      std::snprintf(buf, sizeof buf, "%.0f%% of the patients held out before training (test_split.json)",
+                    100.0 * o.test_fraction);
+      d.held.source = buf;
+      // The folds the teachers and students train and validate on leave the test cases out.
+      const fs::path splits = d.preprocessed / "splits_final.json";
+      if (!fs::exists(splits)) {
+        std::vector<std::string> ids, patients;
+        const auto all = pds.case_ids();
+        const auto all_patients = pds.patient_ids();
+        const auto lab = pds.labelled_case_ids();
+        const std::set<std::string> labset(lab.begin(), lab.end());
+        for (size_t i = 0; i < all.size(); ++i)
+          if (labset.count(all[i]) && !test_ids.count(all[i])) ids.push_back(all[i]), patients.push_back(all_patients[i]);
+        data::write_splits(splits, data::make_grouped_folds(ids, patients, 5));
+      }
+      for (const auto& f : data::read_splits(splits))
+        for (const auto* list : {&f.train, &f.val})
+          for (const auto& id : *list)
+            TF_CHECK(!test_ids.count(id), DatasetError, "'", splits.string(), "' puts held-out case '", id,
+                     "' in a fold; delete it so that the experiment writes folds without the test cases");
+    }
+    TF_CHECK(!d.held.cases.empty(), DatasetError, "no labelled held-out cases found for '", d.raw.string(), "'");
+    d.held.bbox_csv = find_bbox_csv(d.raw);
+    write_reference_labels(d.held.cases, d.held.labels_dir, ts_labels);
+  }
+  Json ids = Json::array();
+  for (const auto& c : d.held.cases) ids.push_back(c.id);
+  d.digest = StageRecord({}, "data", {{"raw", fs::absolute(d.raw).string()},
+                                      {"plan", data::open_preprocessed(d.preprocessed).plan().digest()},
+                                      {"held_out", ids},
+                                      {"protocol", d.protocol}})
+                 .digest();
+  return d;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Training: teachers, the lone student, the teacher check, the other students.
+
+struct ModelRecord {
+  std::string name;    // "unetr", "student:hinton"
+  std::string role;    // "teacher" / "student"
+  std::string folder;  // models/<folder>
+  std::string terms;
+  std::string note;
+  Json result;         // stage result: train/val numbers
+  std::string digest;  // of the stage settings
 };
 
-// Predicts every held-out case with one model folder (skipped when done); in-process timing after trimming the heap.
-PredictionStats predict_all(const fs::path& model_dir, const HeldOut& held, const fs::path& out_dir, bool detection,
-                            const std::string& device) {
-  const fs::path record = out_dir / "timing.json";
-  if (fs::exists(record)) {
-    const Json j = read_json(record);
-    return {j.at("seconds_per_case").get<double>(), j.at("peak_rss_mib").get<double>()};
+JobOptions base_job(const ExperimentOptions& o, const PresetPlan& plan, const DataSet& d, const fs::path& seed_dir,
+                    const std::string& model, const std::string& folder, int64_t epochs, uint64_t seed) {
+  JobOptions job;
+  job.dataset = d.preprocessed;
+  job.model = model;
+  job.preset = plan.train_preset;
+  job.fold = o.fold;
+  job.output = seed_dir / "models" / folder;
+  job.patch_size = plan.patch;
+  job.device = o.device;
+  job.seed = seed;
+  if (epochs > 0) job.epochs = epochs;
+  const int64_t steps = o.steps_per_epoch > 0 ? o.steps_per_epoch : plan.steps_per_epoch;
+  if (steps > 0) job.steps_per_epoch = steps;
+  return job;
+}
+
+Json job_result_json(const JobResult& r) {
+  return {{"seconds", r.summary.seconds + r.cache_seconds},
+          {"train_seconds", r.summary.seconds},
+          {"seconds_per_step", r.summary.seconds_per_step},
+          {"val_dice", r.summary.best_dice},
+          {"best_epoch", r.summary.best_epoch},
+          {"epochs_run", r.summary.epochs_run},
+          {"stopped_early", r.summary.stopped_early},
+          {"last_dice", r.summary.last_dice},
+          {"parameters", r.parameters},
+          {"cache_bytes", r.cache_bytes},
+          {"cache_seconds", r.cache_seconds}};
+}
+
+// Runs the jobs whose stage is not finished (in parallel with --jobs), then records them.
+void run_stages(const ExperimentOptions& o, std::vector<std::pair<StageRecord, JobSpec>>& stages,
+                std::vector<ModelRecord*> records) {
+  std::vector<JobSpec> todo;
+  std::vector<size_t> index;
+  for (size_t i = 0; i < stages.size(); ++i) {
+    auto& [record, spec] = stages[i];
+    const StageAction a = record.decide(o.force);
+    if (a == StageAction::Reuse) {
+      records[i]->result = record.result();
+      continue;
+    }
+    spec.job.resume = a == StageAction::Resume;
+    record.start();
+    todo.push_back(spec);
+    index.push_back(i);
   }
+  JobRunnerOptions ro;
+  ro.jobs = o.jobs;
+  ro.worker_command = o.worker_command;
+  ro.passive_wait = o.jobs > 1 && machine_load() > 0.5;
+  const auto results = run_jobs(todo, ro);
+  for (size_t k = 0; k < todo.size(); ++k) {
+    auto& [record, spec] = stages[index[k]];
+    const Json r = job_result_json(results[k]);
+    record.finish(r);
+    records[index[k]]->result = r;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Prediction and scoring.
+
+struct Scores {
+  std::map<std::string, double> dice;  // per case
+  std::vector<double> hd95;
+  double auroc = NAN, ap = NAN;
+  double seconds_per_case = 0, peak_rss_mib = 0;
+};
+
+Json scores_json(const Scores& s) {
+  Json hd = Json::array();
+  for (double v : s.hd95) hd.push_back(std::isfinite(v) ? Json(v) : Json(nullptr));
+  return {{"dice", s.dice}, {"hd95", hd}, {"auroc", std::isfinite(s.auroc) ? Json(s.auroc) : Json(nullptr)},
+          {"ap", std::isfinite(s.ap) ? Json(s.ap) : Json(nullptr)}, {"seconds_per_case", s.seconds_per_case},
+          {"peak_rss_mib", s.peak_rss_mib}};
+}
+
+Scores scores_from_json(const Json& j) {
+  Scores s;
+  s.dice = j.at("dice").get<std::map<std::string, double>>();
+  for (const auto& v : j.at("hd95")) s.hd95.push_back(v.is_null() ? NAN : v.get<double>());
+  s.auroc = j.at("auroc").is_null() ? NAN : j.at("auroc").get<double>();
+  s.ap = j.at("ap").is_null() ? NAN : j.at("ap").get<double>();
+  s.seconds_per_case = j.at("seconds_per_case").get<double>();
+  s.peak_rss_mib = j.at("peak_rss_mib").get<double>();
+  return s;
+}
+
+// Predicts every held-out case with one model folder (in this process: the timing is the CPU's alone) and scores
+// the predictions with the data's protocol.
+Scores predict_and_score(const fs::path& model_dir, const DataSet& d, const fs::path& out_dir, const std::string& device) {
+  const bool detection = d.protocol == "picai";
   fs::create_directories(out_dir);
   if (detection) fs::create_directories(out_dir / "detection");
   ::malloc_trim(0);
@@ -172,8 +424,9 @@ PredictionStats predict_all(const fs::path& model_dir, const HeldOut& held, cons
   po.device = device;
   po.probabilities = detection;
   const inference::Predictor predictor(model_dir, po);
+  Scores s;
   double total = 0;
-  for (const auto& c : held.cases) {
+  for (const auto& c : d.held.cases) {
     const auto t0 = std::chrono::steady_clock::now();
     const auto p = predictor.predict(c);
     io::write_label(out_dir / (c.id + ".nii.gz"), p.labels);
@@ -185,205 +438,315 @@ PredictionStats predict_all(const fs::path& model_dir, const HeldOut& held, cons
     }
     total += since(t0);
   }
-  PredictionStats s{total / double(held.cases.size()), peak_rss_mib()};
-  write_json(record, {{"seconds_per_case", s.seconds_per_case}, {"peak_rss_mib", s.peak_rss_mib},
-                      {"cases", held.cases.size()}});
+  s.seconds_per_case = total / double(d.held.cases.size());
+  s.peak_rss_mib = peak_rss_mib();
+
+  metrics::EvaluateOptions eo;
+  eo.progress = ProgressMode::Quiet;
+  if (d.protocol == "hecktor2021") {
+    eo.protocol = metrics::Protocol::Hecktor2021;
+    eo.bbox_csv = d.held.bbox_csv;
+  } else {
+    eo.protocol = metrics::Protocol::Generic;
+    if (detection) eo.labels = {1};
+  }
+  const auto ev = metrics::evaluate_folders(d.held.labels_dir, out_dir, eo);
+  write_json(out_dir / "summary.json", ev.summary);
+  for (const auto& c : ev.cases) {
+    double sum = 0;
+    int n = 0;
+    for (const auto& [label, values] : c.metrics)
+      for (const auto& [metric, v] : values) {
+        if (metric == "Dice" || metric == "DSC") sum += std::isfinite(v) ? v : 0.0, ++n;
+        if (metric == "HD95") s.hd95.push_back(v);
+      }
+    s.dice[c.case_id] = n ? sum / n : 0.0;
+  }
+  if (detection) {
+    metrics::EvaluateOptions pe;
+    pe.protocol = metrics::Protocol::Picai;
+    pe.progress = ProgressMode::Quiet;
+    pe.picai_input = metrics::PicaiInput::DetectionMap;
+    const auto r = metrics::evaluate_folders(d.held.labels_dir, out_dir / "detection", pe);
+    if (r.picai_metrics) {
+      write_json(out_dir / "metrics.json", *r.picai_metrics);
+      s.auroc = r.picai_metrics->value("auroc", NAN);
+      s.ap = r.picai_metrics->value("AP", NAN);
+    }
+  }
   return s;
 }
 
-std::string fmt(double v, int precision) {
-  if (!std::isfinite(v)) return std::isnan(v) ? "n/a" : "inf";
-  std::ostringstream os;
-  os.setf(std::ios::fixed);
-  os.precision(precision);
-  os << v;
-  return os.str();
+// ---------------------------------------------------------------------------------------------------------------
+// One seed.
+
+struct SeedOutcome {
+  uint64_t seed = 0;
+  std::vector<ModelRecord> models;
+  std::map<std::string, Scores> scores;  // by model name
+};
+
+const StudentVariant& variant(const std::vector<StudentVariant>& all, const std::string& name) {
+  for (const auto& v : all)
+    if (v.name == name) return v;
+  std::vector<std::string> names;
+  for (const auto& v : all) names.push_back(v.name);
+  TF_THROW(InvalidArgument, "unknown student '", name, "'; students: ", names);
+}
+
+SeedOutcome run_seed(const ExperimentOptions& o, const PresetPlan& plan, const DataSet& d, uint64_t seed,
+                     const std::vector<std::string>& students) {
+  SeedOutcome out;
+  out.seed = seed;
+  const fs::path seed_dir = o.dir / ("seed_" + std::to_string(seed));
+  const auto variants = student_variants(o.variant_temperature);
+  const std::string tag = " (seed " + std::to_string(seed) + ")";
+
+  // Teachers: trained once per seed until their validation Dice stops improving, within the budget.
+  std::vector<ModelRecord> teachers(o.teachers.size());
+  {
+    std::vector<std::pair<StageRecord, JobSpec>> stages;
+    std::vector<ModelRecord*> recs;
+    for (size_t i = 0; i < o.teachers.size(); ++i) {
+      const auto& key = o.teachers[i];
+      JobSpec spec;
+      spec.kind = "train";
+      spec.label = "teacher " + key + tag;
+      spec.job = base_job(o, plan, d, seed_dir, key, key, o.teacher_epochs > 0 ? o.teacher_epochs : plan.teacher_epochs,
+                          seed);
+      if (plan.teacher_patience > 0)
+        spec.job.config = {{"trainer", {{"val_every", plan.teacher_val_every}, {"early_stop_patience", plan.teacher_patience}}}};
+      Json settings = to_json(spec).at("job");
+      settings.erase("output");
+      settings.erase("resume");
+      settings["data"] = d.digest;
+      teachers[i] = {key, "teacher", key, "", "", Json(), ""};
+      stages.emplace_back(StageRecord(spec.job.output, spec.label, settings), spec);
+      teachers[i].digest = stages.back().first.digest();
+      recs.push_back(&teachers[i]);
+    }
+    spdlog::info("[teachers{}] {}", tag, joined(o.teachers));
+    run_stages(o, stages, recs);
+  }
+
+  // The student alone, then the check of the teachers against it (on validation only).
+  std::vector<ModelRecord> studs;
+  const auto student_stage = [&](const StudentVariant& v, const std::vector<ModelRecord>& use) {
+    JobSpec spec;
+    spec.kind = "distill";
+    spec.label = "student " + v.name + tag;
+    spec.job = base_job(o, plan, d, seed_dir, "teachformer_s", "student_" + v.name,
+                        o.student_epochs > 0 ? o.student_epochs : plan.student_epochs, seed);
+    Json dc = train::merge_config(o.distill_config, v.distill_config);
+    if (!dc.empty()) spec.job.config = {{"distill", dc}};
+    spec.distill.strategy = v.strategy;
+    spec.distill.cache = o.cache;
+    if (v.unlabelled) {
+      TF_CHECK(!d.unlabelled.empty(), InvalidArgument, "student '", v.name,
+               "' needs unlabelled cases: give --unlabelled-cases N");
+      spec.distill.unlabelled = d.unlabelled;
+    }
+    Json used = Json::array();
+    if (v.strategy != "student_alone")
+      for (const auto& t : use) {
+        distill::TeacherSpec ts;
+        ts.dir = seed_dir / "models" / t.folder;
+        ts.fold = o.fold;
+        spec.distill.teachers.push_back(ts);
+        used.push_back({{"name", t.name}, {"stage", t.digest}});
+      }
+    Json settings = to_json(spec);
+    settings["job"].erase("output");
+    settings["job"].erase("resume");
+    settings["distill"]["teachers"] = used;
+    settings["data"] = d.digest;
+    ModelRecord rec{"student:" + v.name, "student", "student_" + v.name, v.terms, "", Json(), ""};
+    std::vector<std::string> names;
+    for (const auto& t : use) names.push_back(t.name);
+    if (v.strategy != "student_alone") {
+      rec.note = "teachers: ";
+      for (size_t i = 0; i < names.size(); ++i) rec.note += (i ? "+" : "") + names[i];
+    }
+    return std::make_pair(rec, std::make_pair(StageRecord(spec.job.output, spec.label, settings), spec));
+  };
+  ModelRecord alone;
+  {
+    auto [rec, stage] = student_stage(variant(variants, "student_alone"), {});
+    std::vector<std::pair<StageRecord, JobSpec>> stages{stage};
+    alone = rec;
+    alone.digest = stage.first.digest();
+    spdlog::info("[student alone{}]", tag);
+    run_stages(o, stages, {&alone});
+  }
+  const double alone_val = alone.result.value("val_dice", -1.0);
+  std::vector<ModelRecord> kept;
+  const ModelRecord* best = nullptr;
+  for (auto& t : teachers) {
+    const double v = t.result.value("val_dice", -1.0);
+    if (!best || v > best->result.value("val_dice", -1.0)) best = &t;
+    const bool better = v > alone_val;
+    spdlog::info("teacher {}{}: validation Dice {:.4f} vs the lone student's {:.4f}{}", t.name, tag, v, alone_val,
+                 better ? "" : (o.teacher_policy == "drop" ? ": not better, dropped" : ": not better, kept"));
+    if (!better) t.note = o.teacher_policy == "drop" ? "not better than student_alone on validation: dropped"
+                                                     : "not better than student_alone on validation";
+    if (better || o.teacher_policy == "keep") kept.push_back(t);
+  }
+  if (kept.empty() && best) {
+    kept.push_back(*best);
+    for (auto& t : teachers)
+      if (t.name == best->name) t.note = "not better than student_alone on validation; kept as the best teacher";
+    spdlog::warn("no teacher beats the lone student on validation{}: distilling from the best one, {}", tag, best->name);
+  }
+
+  // The other students, all from the same batches and steps as the lone one.
+  {
+    std::vector<std::pair<StageRecord, JobSpec>> stages;
+    std::vector<ModelRecord> recs;
+    for (const auto& name : students) {
+      if (name == "student_alone") continue;
+      const auto& v = variant(variants, name);
+      std::vector<ModelRecord> use = v.single_teacher && best ? std::vector<ModelRecord>{*best} : kept;
+      auto [rec, stage] = student_stage(v, use);
+      rec.digest = stage.first.digest();
+      recs.push_back(rec);
+      stages.push_back(stage);
+    }
+    studs = recs;
+    std::vector<ModelRecord*> ptrs;
+    for (auto& r : studs) ptrs.push_back(&r);
+    spdlog::info("[students{}] {}", tag, joined(students));
+    run_stages(o, stages, ptrs);
+  }
+
+  out.models = teachers;
+  out.models.push_back(alone);
+  for (const auto& s : studs) out.models.push_back(s);
+
+  // Predict and score every model on the held-out cases.
+  ProgressBar bar("[predict+evaluate" + tag + "]", int64_t(out.models.size()));
+  for (auto& m : out.models) {
+    const fs::path model_dir = seed_dir / "models" / m.folder;
+    const fs::path pred_dir = seed_dir / "predictions" / m.folder;
+    const StageRecord record(pred_dir, "predictions of " + m.name + tag,
+                             {{"model", m.digest}, {"data", d.digest}, {"device", o.device}});
+    if (record.decide(o.force) == StageAction::Reuse) {
+      out.scores[m.name] = scores_from_json(record.result());
+    } else {
+      record.start();
+      out.scores[m.name] = predict_and_score(model_dir, d, pred_dir, o.device);
+      record.finish(scores_json(out.scores[m.name]));
+    }
+    // The model's size and cost, once.
+    const auto folder = models::open_model_folder(model_dir);
+    auto model = folder.load(o.fold);
+    const auto& ps = folder.patch_size;
+    const auto info = models::describe_model(*model, {1, int64_t(folder.channels.size()), ps[0], ps[1], ps[2]});
+    m.result["parameters"] = info.parameters;
+    m.result["gflops"] = info.gflops;
+    m.result["model"] = folder.model;
+    bar.advance();
+  }
+  bar.finish();
+  return out;
 }
 
 }  // namespace
 
 std::vector<std::string> experiment_presets() { return {"tiny", "demo", "paper-hecktor", "paper-picai"}; }
 
+std::vector<StudentVariant> student_variants(double variant_temperature) {
+  char t[32];
+  std::snprintf(t, sizeof t, "%g", variant_temperature);
+  return {
+      {"student_alone", "student_alone", "gt"},
+      {"hinton", "hinton", "gt+kd"},
+      {"hinton_coarse", "hinton_coarse", "gt+kd+coarse"},
+      {"hinton_fine", "hinton_fine", "gt+kd+fine"},
+      {"multi_no_staging", "multi_no_staging", "gt+kd+coarse+fine"},
+      {"teachformer", "teachformer", "gt+kd+coarse+fine, staged"},
+      {"at", "at", "gt+coarse+fine"},
+      {"single_teacher", "teachformer", "gt+kd+coarse+fine, staged, best teacher only", {}, true},
+      {"teachformer_t", "teachformer", std::string("gt+kd+coarse+fine, staged, T=") + t,
+       {{"temperature", variant_temperature}}},
+      {"teachformer_unlabelled", "teachformer", "gt+kd+coarse+fine, staged, + unlabelled cases", {}, false, true},
+  };
+}
+
+std::vector<std::string> default_students(const std::string& preset, bool with_unlabelled) {
+  std::vector<std::string> s{"student_alone", "hinton", "hinton_coarse", "hinton_fine", "multi_no_staging",
+                             "teachformer", "single_teacher", "teachformer_t"};
+  if (preset == "tiny") s = {"student_alone", "hinton", "teachformer", "single_teacher"};
+  if (with_unlabelled) s.push_back("teachformer_unlabelled");
+  return s;
+}
+
 ExperimentResult run_experiment(const ExperimentOptions& o) {
   const auto t_start = std::chrono::steady_clock::now();
   const PresetPlan plan = preset_plan(o);
   TF_CHECK(o.kind == "petct" || o.kind == "mri", InvalidArgument, "--kind must be petct or mri, got '", o.kind, "'");
+  TF_CHECK(o.difficulty == "normal" || o.difficulty == "hard", InvalidArgument,
+           "--difficulty must be normal or hard, got '", o.difficulty, "'");
   TF_CHECK(plan.train_preset != "paper" || o.data, InvalidArgument, "preset '", o.preset,
            "' is for real data on a GPU: give --data <dataset> (phantoms are for tiny/demo)");
+  TF_CHECK(!o.seeds.empty(), InvalidArgument, "--seeds: at least one seed");
+  TF_CHECK(o.teacher_policy == "drop" || o.teacher_policy == "keep", InvalidArgument,
+           "--teacher-policy must be drop or keep, got '", o.teacher_policy, "'");
+  TF_CHECK(o.jobs >= 1, InvalidArgument, "--jobs must be >= 1, got ", o.jobs);
+  TF_CHECK(!o.data || o.unlabelled_cases == 0, InvalidArgument, "--unlabelled-cases adds phantoms; with --data give "
+           "the unlabelled scans to `teachformer distill --unlabelled` instead");
+  std::vector<std::string> students = o.students.empty() ? default_students(o.preset, o.unlabelled_cases > 0) : o.students;
+  if (std::find(students.begin(), students.end(), "student_alone") == students.end())
+    students.insert(students.begin(), "student_alone");  // the reference every student is compared with
+  for (const auto& s : students) variant(student_variants(o.variant_temperature), s);
   fs::create_directories(o.dir);
-  const bool mri = o.data ? false : o.kind == "mri";
-  ExperimentResult result;
+  if (const double load = machine_load(); load > 0.5)
+    spdlog::warn("the machine is busy before the experiment starts (1-minute load {:.1f} per core): timings will be "
+                 "slower than on an idle machine{}",
+                 load, o.jobs > 1 ? "; workers wait passively for the cores" : "");
 
-  // 1. Data: phantoms (training set + separately synthesised held-out set) or the user's dataset.
-  fs::path raw, test_raw;
-  if (o.data) {
-    raw = *o.data;
-  } else {
-    data::SynthOptions s;
-    s.kind = data::phantom_kind_from_string(o.kind);
-    s.cases = o.cases > 0 ? o.cases : plan.cases;
-    s.seed = o.seed;
-    s.workers = std::max(1, hardware_threads());
-    raw = o.dir / "data" / "train";
-    spdlog::info("[1/6] synthesising {} {} phantom cases (+{} held out)", s.cases, o.kind,
-                 o.test_cases > 0 ? o.test_cases : plan.test_cases);
-    synthesize_once(raw, s);
-    s.cases = o.test_cases > 0 ? o.test_cases : plan.test_cases;
-    s.seed = o.seed + 7919;  // a different draw of phantoms
-    test_raw = o.dir / "data" / "test";
-    synthesize_once(test_raw, s);
-  }
-  spdlog::info("[2/6] verifying {}", raw.string());
-  verify_or_throw(raw);
-  if (!test_raw.empty()) verify_or_throw(test_raw);
-
-  // 2. Preprocess once for every model.
-  const fs::path pre = o.dir / "preprocessed";
-  {
-    spdlog::info("[3/6] preprocessing into {}", pre.string());
-    data::PreprocessOptions po;
-    po.workers = std::max(1, hardware_threads());
-    if (!o.data && !plan.spacing.empty()) po.plan.target_spacing = Vec3{plan.spacing[0], plan.spacing[1], plan.spacing[2]};
-    data::preprocess_dataset(data::open_dataset(raw), pre, po);
-  }
-  const auto pds = data::open_preprocessed(pre);
-  const auto folds = dataset_splits(pds, 5);
-  TF_CHECK(o.fold >= 0 && o.fold < int(folds.size()), InvalidArgument, "fold ", o.fold, " out of range");
-
-  // 3. Teachers.
-  std::map<std::string, Json> records;
-  for (const auto& key : o.teachers) {
-    spdlog::info("[4/6] teacher {}", key);
-    JobOptions job =
-        experiment_job(o, plan, pre, key, key, o.teacher_epochs > 0 ? o.teacher_epochs : plan.teacher_epochs);
-    records[key] = run_or_reuse(job.output, [&](bool resume) {
-      job.resume = resume;
-      return run_train_job(job);
-    }, o.fold);
-  }
-  std::string best_teacher;
-  double best = -1;
-  for (const auto& key : o.teachers)
-    if (records[key].value("best_dice", -1.0) > best) best = records[key]["best_dice"], best_teacher = key;
-
-  // 4. Students: Teach-Former and the baselines, all from the same command with different strategies.
-  for (const auto& s : o.students) {
-    spdlog::info("[5/6] student {}", s);
-    JobOptions job = experiment_job(o, plan, pre, "teachformer_s", "student_" + s,
-                                    o.student_epochs > 0 ? o.student_epochs : plan.student_epochs);
-    DistillJobOptions d;
-    d.strategy = s == "single_teacher" ? "teachformer" : s;
-    d.cache = o.cache;
-    std::vector<std::string> teacher_keys = s == "single_teacher" ? std::vector<std::string>{best_teacher} : o.teachers;
-    if (s != "student_alone")
-      for (const auto& key : teacher_keys) {
-        distill::TeacherSpec t;
-        t.dir = o.dir / "models" / key;
-        t.fold = o.fold;
-        d.teachers.push_back(t);
-      }
-    records["student_" + s] = run_or_reuse(job.output, [&](bool resume) {
-      job.resume = resume;
-      return run_distill_job(job, d);
-    }, o.fold);
+  std::vector<SeedOutcome> outcomes;
+  std::optional<DataSet> fixed;
+  for (const uint64_t seed : o.seeds) {
+    const fs::path data_dir = o.vary_data ? o.dir / ("seed_" + std::to_string(seed)) : o.dir;
+    if (!fixed || o.vary_data) fixed = prepare_data(o, plan, data_dir, o.vary_data ? seed : o.seeds.front());
+    outcomes.push_back(run_seed(o, plan, *fixed, seed, students));
   }
 
-  // 5. Predict and evaluate on held-out cases.
-  const HeldOut held = test_raw.empty() ? held_out_cases(raw, folds[size_t(o.fold)].val, o.dir)
-                                        : held_out_cases(test_raw, {}, o.dir);
-  std::vector<std::pair<std::string, std::string>> entries;  // name, model dir name
-  for (const auto& key : o.teachers) entries.emplace_back(key, key);
-  for (const auto& s : o.students) entries.emplace_back("student:" + s, "student_" + s);
-  ProgressBar bar("[6/6] predict+evaluate", int64_t(entries.size()));
-  for (const auto& [name, sub] : entries) {
-    const fs::path model_dir = o.dir / "models" / sub;
-    const fs::path pred_dir = o.dir / "predictions" / sub;
-    ExperimentRow row;
-    row.name = name;
-    row.role = name.rfind("student:", 0) == 0 ? "student" : "teacher";
-    const auto stats = predict_all(model_dir, held, pred_dir, mri, o.device);
-    row.seconds_per_case = stats.seconds_per_case;
-    row.peak_rss_mib = stats.peak_rss_mib;
-    row.train_seconds = records[sub].value("seconds", 0.0);
-    {
-      const auto folder = models::open_model_folder(model_dir);
-      auto model = folder.load(o.fold);
-      row.model = folder.model;
-      const auto& ps = folder.patch_size;
-      const auto info = models::describe_model(*model, {1, int64_t(folder.channels.size()), ps[0], ps[1], ps[2]});
-      row.parameters = info.parameters;
-      row.gflops = info.gflops;
+  detail::TableInput in;
+  in.preset = o.preset;
+  in.source = o.data ? o.data->string() : o.difficulty + " " + o.kind + " phantoms";
+  in.protocol = fixed->protocol;
+  in.held_out_source = fixed->held.source;
+  for (const auto& c : fixed->held.cases) in.scored_cases.push_back(c.id);
+  in.seeds = o.seeds;
+  in.vary_data = o.vary_data;
+  for (const auto& oc : outcomes) {
+    detail::SeedTable t;
+    t.seed = oc.seed;
+    for (const auto& m : oc.models) {
+      detail::ModelSeedResult r;
+      r.name = m.name;
+      r.role = m.role;
+      r.terms = m.terms;
+      r.note = m.note;
+      r.stage = m.result;
+      const auto& s = oc.scores.at(m.name);
+      r.case_dice = s.dice;
+      r.hd95 = s.hd95;
+      r.auroc = s.auroc;
+      r.ap = s.ap;
+      r.seconds_per_case = s.seconds_per_case;
+      r.peak_rss_mib = s.peak_rss_mib;
+      t.models.push_back(r);
     }
-    metrics::EvaluateOptions eo;
-    eo.progress = ProgressMode::Quiet;
-    if (mri) {
-      eo.protocol = metrics::Protocol::Generic;
-      eo.labels = {1};
-    } else {
-      eo.protocol = metrics::Protocol::Hecktor2021;
-      eo.bbox_csv = held.bbox_csv;
-    }
-    const auto ev = metrics::evaluate_folders(held.labels_dir, pred_dir, eo);
-    std::vector<double> dice, hd95;
-    for (const auto& c : ev.cases) {
-      for (const auto& [label, row_values] : c.metrics)
-        for (const auto& [metric, v] : row_values) {
-          if (metric == "Dice" || metric == "DSC") dice.push_back(v);
-          if (metric == "HD95") hd95.push_back(v);
-        }
-    }
-    const auto ds = metrics::compute_stats(dice), hs = metrics::compute_stats(hd95);
-    row.dice = ds.mean;
-    row.hd95 = hs.median;
-    row.hd95_undefined = hs.n_nan + hs.n_inf;
-    write_json(pred_dir / "summary.json", ev.summary);
-    if (mri) {
-      metrics::EvaluateOptions po;
-      po.protocol = metrics::Protocol::Picai;
-      po.progress = ProgressMode::Quiet;
-      po.picai_input = metrics::PicaiInput::DetectionMap;
-      const auto pe = metrics::evaluate_folders(held.labels_dir, pred_dir / "detection", po);
-      if (pe.picai_metrics) {
-        write_json(pred_dir / "metrics.json", *pe.picai_metrics);
-        row.auroc = pe.picai_metrics->value("auroc", NAN);
-        row.ap = pe.picai_metrics->value("AP", NAN);
-        row.picai_score = (row.auroc + row.ap) / 2;
-      }
-    }
-    result.rows.push_back(row);
-    bar.advance();
+    in.seeds_tables.push_back(t);
   }
-  bar.finish();
-
-  // 6. The table.
-  std::ostringstream md, csv;
-  md << "| model | role | parameters | GFLOPs @patch | CPU s/case | peak RSS MiB | train s | "
-     << (mri ? "AUROC | AP | PI-CAI score | Dice" : "Dice (mean) | HD95 mm (median)") << " |\n";
-  md << "|---|---|---:|---:|---:|---:|---:|" << (mri ? "---:|---:|---:|---:|" : "---:|---:|") << "\n";
-  csv << "model,role,parameters,gflops,seconds_per_case,peak_rss_mib,train_seconds,dice,hd95,hd95_undefined,auroc,ap,"
-         "picai_score\n";
-  for (const auto& r : result.rows) {
-    md << "| " << r.name << " | " << r.role << " | " << r.parameters << " | " << fmt(r.gflops, 2) << " | "
-       << fmt(r.seconds_per_case, 2) << " | " << fmt(r.peak_rss_mib, 0) << " | " << fmt(r.train_seconds, 0) << " | ";
-    if (mri)
-      md << fmt(r.auroc, 3) << " | " << fmt(r.ap, 3) << " | " << fmt(r.picai_score, 3) << " | " << fmt(r.dice, 3) << " |\n";
-    else
-      md << fmt(r.dice, 3) << " | " << fmt(r.hd95, 2) << (r.hd95_undefined ? " (" + std::to_string(r.hd95_undefined) + " undefined)" : "")
-         << " |\n";
-    csv << r.name << ',' << r.role << ',' << r.parameters << ',' << r.gflops << ',' << r.seconds_per_case << ','
-        << r.peak_rss_mib << ',' << r.train_seconds << ',' << r.dice << ',' << r.hd95 << ',' << r.hd95_undefined << ','
-        << r.auroc << ',' << r.ap << ',' << r.picai_score << '\n';
-  }
+  ExperimentResult result = detail::build_table(in);
   result.seconds = since(t_start);
-  std::ostringstream head;
-  head << "# TeachFormer experiment (" << o.preset << ", " << (o.data ? o.data->string() : o.kind + " phantoms")
-       << ")\n\nHeld-out cases: " << held.cases.size() << "; protocol: "
-       << (mri ? "PI-CAI detection (AUROC, AP) + generic Dice" : "HECKTOR 2021 (inside the bbox; DSC, HD95)")
-       << "; seed " << o.seed << "; wall time " << format_duration(result.seconds) << ".\n\n";
-  result.markdown = head.str() + md.str();
-  result.csv = csv.str();
+  result.markdown = detail::table_heading(in, result.seconds) + result.markdown;
   write_file_atomic(o.dir / "results.md", result.markdown);
   write_file_atomic(o.dir / "results.csv", result.csv);
+  write_json(o.dir / "results.json", result.json);
   return result;
 }
 

@@ -25,6 +25,7 @@ CachedCase compute_cached_case(const torch::Tensor& image, const Teacher& teache
              " and ", s.fine_factor);
   KnowledgeGrid grid;
   grid.p = s.p;
+  grid.fine_tap = s.fine_tap;
   for (int d = 0; d < 3; ++d) {
     grid.coarse.push_back(s.roi[d] / s.coarse_factor);
     grid.fine.push_back(s.roi[d] / s.fine_factor);

@@ -12,7 +12,9 @@ losses::LossBreakdown DistillationObjective::compute(const models::SegOutput& ou
                                                      const StepContext& context) {
   distill::DistillBatch b;
   b.image = batch.image;
+  b.teacher_image = batch.teacher_image;
   b.label = batch.label;
+  b.labelled = batch.labelled;
   for (const auto& [name, extra] : batch.extras) b.cached[name] = extra.data;
   b.step = context.step;
   b.epochs = context.epochs;

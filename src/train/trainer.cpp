@@ -12,10 +12,13 @@
 #include "teachformer/core/fs.hpp"
 #include "teachformer/core/json.hpp"
 #include "teachformer/core/progress.hpp"
+#include "teachformer/dist/gradient_reducer.hpp"
+#include "teachformer/dist/process_group.hpp"
 #include "teachformer/io/safetensors.hpp"
 #include "teachformer/models/state_dict.hpp"
 #include "teachformer/train/validation.hpp"
 #include "teachformer/version.hpp"
+#include "train/detail/precision.hpp"
 
 namespace teachformer::train {
 namespace {
@@ -29,6 +32,32 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+// The generator whose state a checkpoint keeps for exact resume: the CPU one, plus the device's for CUDA runs.
+at::Generator device_generator(const c10::Device& device) { return at::globalContext().defaultGenerator(device); }
+
+torch::Tensor generator_state(at::Generator gen) {
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  return gen.get_state();
+}
+
+void set_generator_state(at::Generator gen, const torch::Tensor& state) {
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  gen.set_state(state);
+}
+
+// A short digest of a tensor's bytes (contiguous CPU copy): equal batches give equal digests.
+std::string tensor_digest(const torch::Tensor& t) {
+  if (!t.defined()) return "";
+  const auto c = t.detach().to(torch::kCPU).contiguous();
+  const auto* p = static_cast<const unsigned char*>(c.data_ptr());
+  uint64_t h = 1469598103934665603ULL;  // FNV-1a 64
+  const size_t n = size_t(c.numel()) * c.element_size();
+  for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ULL;
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
 }  // namespace
 
 TrainerOptions trainer_options_from_json(const nlohmann::json& j) {
@@ -38,6 +67,8 @@ TrainerOptions trainer_options_from_json(const nlohmann::json& j) {
   r.get("patch_size", o.patch_size).get("foreground_fraction", o.foreground_fraction).get("val_every", o.val_every);
   r.get("val_overlap", o.val_overlap).get("checkpoint_every", o.checkpoint_every).get("grad_clip", o.grad_clip);
   r.get("seed", o.seed).get("deterministic", o.deterministic).get("workers", o.workers).get("device", o.device);
+  r.get("precision", o.precision).get("case_cache_mb", o.case_cache_mb);
+  r.get("early_stop_patience", o.early_stop_patience).get("early_stop_min_delta", o.early_stop_min_delta);
   if (r.has("optimizer")) o.optimizer = optimizer_options_from_json(j["optimizer"]);
   if (r.has("schedule")) o.schedule = schedule_options_from_json(j["schedule"]);
   if (r.has("augment")) o.augment = transforms::augment_options_from_json(j["augment"]);
@@ -49,6 +80,11 @@ TrainerOptions trainer_options_from_json(const nlohmann::json& j) {
            "trainer options: patch_size must have 3 values [D, H, W], got ", o.patch_size);
   TF_CHECK(o.val_overlap >= 0 && o.val_overlap < 1, ConfigError, "trainer options: val_overlap must be in [0, 1)");
   TF_CHECK(o.checkpoint_every >= 1, ConfigError, "trainer options: checkpoint_every must be >= 1");
+  TF_CHECK(o.precision == "32" || o.precision == "bf16" || o.precision == "16", ConfigError,
+           "trainer options: precision must be \"32\", \"bf16\" or \"16\", got '", o.precision, "'");
+  TF_CHECK(o.early_stop_patience >= 0 && o.early_stop_min_delta >= 0, ConfigError,
+           "trainer options: early_stop_patience and early_stop_min_delta must be >= 0");
+  TF_CHECK(o.case_cache_mb >= 0, ConfigError, "trainer options: case_cache_mb must be >= 0 (0: every case in memory)");
   return o;
 }
 
@@ -59,6 +95,8 @@ nlohmann::json to_json(const TrainerOptions& o) {
           {"patch_size", o.patch_size},
           {"foreground_fraction", o.foreground_fraction},
           {"val_every", o.val_every},
+          {"early_stop_patience", o.early_stop_patience},
+          {"early_stop_min_delta", o.early_stop_min_delta},
           {"val_overlap", o.val_overlap},
           {"checkpoint_every", o.checkpoint_every},
           {"optimizer", to_json(o.optimizer)},
@@ -68,7 +106,9 @@ nlohmann::json to_json(const TrainerOptions& o) {
           {"seed", o.seed},
           {"deterministic", o.deterministic},
           {"workers", o.workers},
-          {"device", o.device}};
+          {"device", o.device},
+          {"precision", o.precision},
+          {"case_cache_mb", o.case_cache_mb}};
 }
 
 double mean_foreground_dice(const torch::Tensor& prediction, const torch::Tensor& reference, int64_t num_classes) {
@@ -90,9 +130,8 @@ double mean_foreground_dice(const torch::Tensor& prediction, const torch::Tensor
 }
 
 Trainer::Trainer(models::SegmentationModel model, std::shared_ptr<Objective> objective,
-                 std::shared_ptr<const std::vector<data::TrainingCase>> train_cases,
-                 std::shared_ptr<const std::vector<data::TrainingCase>> val_cases, TrainerOptions options,
-                 TrainerPaths paths, models::WeightsMetadata weights_metadata)
+                 std::shared_ptr<const data::CaseSource> train_cases, std::shared_ptr<const data::CaseSource> val_cases,
+                 TrainerOptions options, TrainerPaths paths, models::WeightsMetadata weights_metadata)
     : model_(std::move(model)),
       objective_(std::move(objective)),
       train_cases_(std::move(train_cases)),
@@ -102,32 +141,64 @@ Trainer::Trainer(models::SegmentationModel model, std::shared_ptr<Objective> obj
       weights_metadata_(std::move(weights_metadata)),
       device_(parse_device(options_.device)) {
   TF_CHECK(model_ && objective_, InvalidArgument, "trainer: model and objective are required");
-  TF_CHECK(train_cases_ && !train_cases_->empty(), InvalidArgument, "trainer: no training cases");
+  TF_CHECK(train_cases_ && train_cases_->size() > 0, InvalidArgument, "trainer: no training cases");
   if (options_.patch_size.empty()) options_.patch_size = model_->spec().fixed_input_size;
   TF_CHECK(options_.patch_size.size() == 3, InvalidArgument, "trainer: patch_size is required for model '",
            model_->spec().key, "'");
+  detail::autocast_type(options_.precision, device_);  // fails early for a low precision off CUDA
   // Fail early, with the model's own message, when the patch does not fit the model.
   model_->check_input(torch::zeros({1, model_->spec().in_channels, options_.patch_size[0], options_.patch_size[1],
                                     options_.patch_size[2]}));
-  for (const auto& c : *train_cases_)
-    TF_CHECK(c.image.size(0) == model_->spec().in_channels, InvalidArgument, "trainer: case '", c.id, "' has ",
-             c.image.size(0), " channels, model '", model_->spec().key, "' expects ", model_->spec().in_channels);
+  if (train_cases_->in_memory())
+    for (size_t i = 0; i < train_cases_->size(); ++i) {
+      const auto c = train_cases_->get(i);
+      TF_CHECK(c->image.size(0) == model_->spec().in_channels, InvalidArgument, "trainer: case '", c->id, "' has ",
+               c->image.size(0), " channels, model '", model_->spec().key, "' expects ", model_->spec().in_channels);
+    }
   predictor_ = make_sliding_window_predictor(options_.patch_size, options_.val_overlap, device_);
 }
 
+namespace {
+std::shared_ptr<const data::CaseSource> wrap(std::shared_ptr<const std::vector<data::TrainingCase>> cases) {
+  if (!cases) return nullptr;
+  return data::in_memory_cases(*cases);
+}
+}  // namespace
+
+Trainer::Trainer(models::SegmentationModel model, std::shared_ptr<Objective> objective,
+                 std::shared_ptr<const std::vector<data::TrainingCase>> train_cases,
+                 std::shared_ptr<const std::vector<data::TrainingCase>> val_cases, TrainerOptions options,
+                 TrainerPaths paths, models::WeightsMetadata weights_metadata)
+    : Trainer(std::move(model), std::move(objective), wrap(std::move(train_cases)), wrap(std::move(val_cases)),
+              std::move(options), std::move(paths), std::move(weights_metadata)) {}
+
 Trainer::~Trainer() = default;
 
+void Trainer::set_process_group(std::shared_ptr<dist::ProcessGroup> group) { group_ = std::move(group); }
+bool Trainer::is_main() const { return !group_ || group_->rank() == 0; }
 void Trainer::add_callback(std::shared_ptr<Callback> callback) { callbacks_.push_back(std::move(callback)); }
 void Trainer::set_case_predictor(CasePredictor predictor) { predictor_ = std::move(predictor); }
 
+void Trainer::barrier() {
+  if (group_) group_->barrier();
+}
+
+std::vector<double> Trainer::mean_over_ranks(const std::vector<double>& values) {
+  if (!group_) return values;
+  auto sums = dist::allreduce_sum(*group_, values);
+  for (auto& v : sums) v /= double(group_->size());
+  return sums;
+}
+
 void Trainer::append_log(const nlohmann::json& line) const {
+  if (!is_main()) return;
   std::ofstream out(paths_.fold_dir / kLog, std::ios::app);
   out << line.dump() << '\n';
 }
 
 void Trainer::truncate_log(int64_t after_step) const {
   const auto path = paths_.fold_dir / kLog;
-  if (!fs::exists(path)) return;
+  if (!is_main() || !fs::exists(path)) return;
   std::ifstream in(path);
   std::string kept, line;
   while (std::getline(in, line)) {
@@ -147,6 +218,7 @@ void Trainer::truncate_log(int64_t after_step) const {
 }
 
 void Trainer::save_weights(const fs::path& path, const nlohmann::json& extra) const {
+  if (!is_main()) return;
   models::WeightsMetadata meta = weights_metadata_;
   if (meta.patch_size.empty()) meta.patch_size = options_.patch_size;
   meta.extra["training"] = extra;
@@ -154,18 +226,40 @@ void Trainer::save_weights(const fs::path& path, const nlohmann::json& extra) co
 }
 
 void Trainer::save_latest(int64_t epochs_done) {
+  // Every rank's generators (they differ after dropout or augmentation on the device), gathered to rank 0.
+  std::vector<torch::Tensor> cpu_states{generator_state(at::detail::getDefaultCPUGenerator())};
+  std::vector<torch::Tensor> device_states;
+  if (device_.is_cuda()) device_states.push_back(generator_state(device_generator(device_)));
+  if (group_) {
+    const auto gather = [&](const torch::Tensor& state) {
+      auto t = state.to(torch::kUInt8);
+      if (group_->backend() == "nccl") t = t.to(device_);
+      auto all = group_->allgather(t);
+      for (auto& a : all) a = a.cpu();
+      return all;
+    };
+    cpu_states = gather(cpu_states[0]);
+    if (!device_states.empty()) device_states = gather(device_states[0]);
+  }
+  if (!is_main()) return;
   std::map<std::string, torch::Tensor> tensors;
   for (const auto& [name, t] : models::state_dict(*model_)) tensors["model." + name] = t.detach().to(torch::kCPU);
-  for (const auto& [name, t] : optimizer_state(*optimizer_, params_)) tensors["optimizer." + name] = t;
-  auto gen = at::detail::getDefaultCPUGenerator();
-  {
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    tensors["rng.torch_cpu"] = gen.get_state();
+  for (const auto& [name, t] : optimizer_state(*optimizer_, params_)) tensors["optimizer." + name] = t.cpu();
+  for (size_t r = 0; r < cpu_states.size(); ++r) {
+    const std::string suffix = cpu_states.size() == 1 ? "" : ".rank" + std::to_string(r);
+    tensors["rng.torch_cpu" + suffix] = cpu_states[r];
+    if (r < device_states.size()) tensors["rng.torch_cuda" + suffix] = device_states[r];
   }
-  const nlohmann::json state = {{"epochs_done", epochs_done}, {"step", step_},
-                                {"best_dice", best_dice_},    {"best_epoch", best_epoch_},
-                                {"model", model_->spec().key}, {"options", model_->spec().options},
-                                {"trainer", to_json(options_)}, {"tool_version", kVersion}};
+  const nlohmann::json state = {{"epochs_done", epochs_done},      {"step", step_},
+                                {"best_dice", best_dice_},         {"best_epoch", best_epoch_},
+                                {"model", model_->spec().key},     {"options", model_->spec().options},
+                                {"trainer", to_json(options_)},    {"tool_version", kVersion},
+                                {"world_size", group_ ? group_->size() : 1},
+                                {"loss_scale", loss_scale_},       {"scale_good_steps", scale_good_steps_},
+                                {"skipped_steps", skipped_steps_},
+                                {"objective_state", objective_->state()},
+                                {"validations_since_best", validations_since_best_},
+                                {"stopped_early", stop_early_}};
   io::write_safetensors(paths_.fold_dir / kLatest, tensors, {{"teachformer_training_state", state.dump()}});
 }
 
@@ -179,6 +273,11 @@ void Trainer::load_latest() {
   TF_CHECK(state.at("model") == model_->spec().key && state.at("options") == model_->spec().options, InvalidArgument,
            "'", path.string(), "' was written for model '", state.at("model").get<std::string>(), "' with options ",
            state.at("options").dump(), ", not for '", model_->spec().key, "' with ", model_->spec().options.dump());
+  const int world = group_ ? group_->size() : 1;
+  const int saved_world = state.value("world_size", 1);
+  TF_CHECK(saved_world == world, InvalidArgument, "'", path.string(), "' was written by a run of ", saved_world,
+           " process(es); resume it with the same number (--nproc-per-node ", saved_world,
+           " or WORLD_SIZE=", saved_world, "), not ", world, ": each process's batches and random state depend on it");
   models::StateDict weights;
   std::map<std::string, torch::Tensor> optim;
   for (const auto& [name, t] : st.tensors) {
@@ -187,43 +286,55 @@ void Trainer::load_latest() {
   }
   models::load_state_dict(*model_, weights);
   load_optimizer_state(*optimizer_, params_, optim);
-  if (st.contains("rng.torch_cpu")) {
-    auto gen = at::detail::getDefaultCPUGenerator();
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    gen.set_state(st.at("rng.torch_cpu"));
-  }
+  const std::string suffix = world == 1 ? "" : ".rank" + std::to_string(group_->rank());
+  if (st.contains("rng.torch_cpu" + suffix))
+    set_generator_state(at::detail::getDefaultCPUGenerator(), st.at("rng.torch_cpu" + suffix));
+  if (device_.is_cuda() && st.contains("rng.torch_cuda" + suffix))
+    set_generator_state(device_generator(device_), st.at("rng.torch_cuda" + suffix));
   epochs_done_ = state.at("epochs_done").get<int64_t>();
   step_ = state.at("step").get<int64_t>();
   best_dice_ = state.at("best_dice").get<double>();
   best_epoch_ = state.at("best_epoch").get<int64_t>();
+  loss_scale_ = state.value("loss_scale", 65536.0);
+  scale_good_steps_ = state.value("scale_good_steps", int64_t(0));
+  skipped_steps_ = state.value("skipped_steps", int64_t(0));
+  if (state.contains("objective_state")) objective_->load_state(state.at("objective_state"));
+  validations_since_best_ = state.value("validations_since_best", int64_t(0));
+  stop_early_ = state.value("stopped_early", false);
 }
 
 ValidationResult Trainer::validate(int64_t epoch) {
   ValidationResult result;
   result.epoch = epoch;
   const auto t0 = std::chrono::steady_clock::now();
-  if (!val_cases_ || val_cases_->empty()) return result;
+  if (!val_cases_ || val_cases_->size() == 0) return result;
   model_->eval();
-  double sum = 0;
-  for (const auto& c : *val_cases_) {
+  const size_t n = val_cases_->size();
+  const int world = group_ ? group_->size() : 1;
+  const int rank = group_ ? group_->rank() : 0;
+  std::vector<double> dice(n, 0.0);
+  for (size_t i = size_t(rank); i < n; i += size_t(world)) {
+    const auto c = val_cases_->get(i);
     torch::Tensor probs;
     {
       torch::NoGradGuard no_grad;
-      probs = predictor_(*model_, c.image);
+      probs = predictor_(*model_, c->image);
     }
-    const auto pred = probs.argmax(0);
-    const double dice = mean_foreground_dice(pred, c.label, model_->spec().out_channels);
-    result.per_case[c.id] = dice;
-    sum += dice;
+    dice[i] = mean_foreground_dice(probs.argmax(0), c->label, model_->spec().out_channels);
   }
+  if (group_) dice = dist::allreduce_sum(*group_, dice);  // each case was computed by exactly one rank
   model_->train();
-  result.mean_dice = sum / double(val_cases_->size());
+  double sum = 0;
+  for (size_t i = 0; i < n; ++i) {
+    result.per_case[val_cases_->id(i)] = dice[i];
+    sum += dice[i];
+  }
+  result.mean_dice = sum / double(n);
   result.seconds = seconds_since(t0);
   return result;
 }
 
-TrainSummary Trainer::fit(bool resume) {
-  const auto t_start = std::chrono::steady_clock::now();
+void Trainer::begin(bool resume) {
   fs::create_directories(paths_.fold_dir);
   if (options_.deterministic) at::globalContext().setDeterministicAlgorithms(true, false);
   torch::manual_seed(options_.seed);
@@ -237,118 +348,216 @@ TrainSummary Trainer::fit(bool resume) {
   step_ = 0;
   best_dice_ = -1;
   best_epoch_ = -1;
+  loss_scale_ = 65536.0;
+  scale_good_steps_ = 0;
+  skipped_steps_ = 0;
+  validations_since_best_ = 0;
+  stop_early_ = false;
+  // Every rank must see the checkpoint rank 0 may just have written (or the stale one it removed).
+  barrier();
   if (resume && fs::exists(paths_.fold_dir / kLatest)) {
     load_latest();
     truncate_log(step_);
     append_log({{"type", "resume"}, {"step", step_}, {"epoch", epochs_done_}});
     spdlog::info("resuming from epoch {} (step {})", epochs_done_, step_);
   } else {
-    std::error_code ec;
-    fs::remove(paths_.fold_dir / kLog, ec);
-    append_log({{"type", "start"}, {"step", 0}, {"model", model_->spec().key}, {"options", model_->spec().options},
-                {"trainer", to_json(options_)}, {"objective", objective_->describe()}});
+    if (is_main()) {
+      std::error_code ec;
+      fs::remove(paths_.fold_dir / kLog, ec);
+    }
+    append_log({{"type", "start"},
+                {"step", 0},
+                {"model", model_->spec().key},
+                {"options", model_->spec().options},
+                {"trainer", to_json(options_)},
+                {"objective", objective_->describe()},
+                {"world_size", group_ ? group_->size() : 1}});
   }
+  if (group_) {
+    // DDP's start: every rank begins from rank 0's parameters and buffers.
+    std::vector<torch::Tensor> state;
+    for (const auto& p : model_->parameters()) state.push_back(p);
+    for (const auto& b : model_->buffers()) state.push_back(b);
+    dist::broadcast_tensors(*group_, state, 0);
+    std::vector<torch::Tensor> params;
+    for (const auto& [_, p] : params_) params.push_back(p);
+    reducer_ = std::make_unique<dist::GradientReducer>(group_, params);
+    objective_->set_mean_over_ranks([this](const std::vector<double>& v) { return mean_over_ranks(v); });
+  }
+}
 
+std::unique_ptr<data::PatchLoader> Trainer::make_loader() const {
   data::PatchSamplerOptions so;
   so.patch_size = options_.patch_size;
   so.foreground_fraction = options_.foreground_fraction;
-  so.align = 1;
-  for (const auto& c : *train_cases_)
-    for (const auto& kv : c.extras) so.align = std::max(so.align, kv.second.factor);
   data::LoaderOptions lo;
   lo.batch_size = options_.batch_size;
   lo.workers = options_.workers;
   lo.seed = options_.seed;
-  data::PatchLoader loader(train_cases_, data::PatchSampler(so, options_.augment), options_.augment, lo);
+  lo.sample_offset = group_ ? int64_t(group_->rank()) * options_.batch_size : 0;
+  lo.teacher_image = objective_->needs_teacher_image();
+  return std::make_unique<data::PatchLoader>(train_cases_, data::PatchSampler(so, options_.augment), options_.augment,
+                                             lo);
+}
 
-  const int64_t total_steps = options_.epochs * options_.steps_per_epoch;
-  const models::TapRequest taps = objective_->taps();
-  for (auto& cb : callbacks_) cb->on_train_start(*this);
-  ProgressBar bar("train " + model_->spec().key, total_steps);
-  bar.update(step_);
-  double step_seconds = 0;
-  int64_t steps_timed = 0;
-  double last_dice = -1;
-  for (int64_t epoch = epochs_done_; epoch < options_.epochs; ++epoch) {
-    for (auto& cb : callbacks_) cb->on_epoch_start(*this, epoch);
-    double epoch_loss = 0;
-    for (int64_t i = 0; i < options_.steps_per_epoch; ++i, ++step_) {
-      const auto t0 = std::chrono::steady_clock::now();
-      data::Batch batch = loader.get(step_);
-      batch.image = batch.image.to(device_);
-      if (batch.label.defined()) batch.label = batch.label.to(device_);
-      for (auto& kv : batch.extras) kv.second.data = kv.second.data.to(device_);
-      const double lr = scheduled_lr(options_.schedule, options_.optimizer.lr, step_, total_steps);
-      set_learning_rate(*optimizer_, lr);
-      optimizer_->zero_grad();
-      const models::SegOutput out = model_->forward(batch.image, taps);
-      const StepContext ctx{step_, epoch, options_.steps_per_epoch, options_.epochs};
-      losses::LossBreakdown loss = objective_->compute(out, batch, ctx);
-      const double total = loss.total.item<double>();
-      if (!std::isfinite(total))
-        TF_THROW(NumericalError, "training stopped at step ", step_, " (epoch ", epoch, "): the loss is ", total,
-                 " (", loss.summary(), "); lower the learning rate or check the data");
-      loss.total.backward();
-      if (options_.grad_clip > 0) torch::nn::utils::clip_grad_norm_(model_->parameters(), options_.grad_clip);
-      optimizer_->step();
-      StepRecord rec;
-      rec.step = step_;
-      rec.epoch = epoch;
-      rec.lr = lr;
-      rec.losses = loss.values();
-      rec.seconds = seconds_since(t0);
-      step_seconds += rec.seconds;
-      ++steps_timed;
-      epoch_loss += total;
-      nlohmann::json line = {{"type", "step"}, {"step", step_}, {"epoch", epoch}, {"lr", lr}, {"seconds", rec.seconds}};
-      for (const auto& [name, v] : rec.losses) line["loss"][name] = v;
-      append_log(line);
-      for (auto& cb : callbacks_) cb->on_step_end(*this, rec);
-      char status[96];
-      std::snprintf(status, sizeof status, "epoch %lld/%lld loss %.4f", (long long)epoch + 1,
-                    (long long)options_.epochs, total);
-      bar.update(step_ + 1, status);
-    }
-    const bool last = epoch + 1 == options_.epochs;
-    if (options_.val_every > 0 && ((epoch + 1) % options_.val_every == 0 || last) && val_cases_ &&
-        !val_cases_->empty()) {
-      const ValidationResult v = validate(epoch);
-      last_dice = v.mean_dice;
-      nlohmann::json line = {{"type", "validation"}, {"step", step_}, {"epoch", epoch},
-                             {"mean_dice", v.mean_dice}, {"per_case", v.per_case}, {"seconds", v.seconds}};
-      append_log(line);
-      spdlog::info("epoch {}: validation Dice {:.4f} ({} cases, {:.1f}s)", epoch + 1, v.mean_dice, v.per_case.size(),
-                   v.seconds);
-      if (v.mean_dice > best_dice_) {
-        best_dice_ = v.mean_dice;
-        best_epoch_ = epoch;
-        save_weights(paths_.fold_dir / kBest, {{"epoch", epoch}, {"val_dice", v.mean_dice}, {"kind", "best"}});
-      }
-      for (auto& cb : callbacks_) cb->on_validation(*this, v);
-    }
-    epochs_done_ = epoch + 1;
-    append_log({{"type", "epoch"}, {"step", step_}, {"epoch", epoch},
-                {"mean_loss", epoch_loss / double(options_.steps_per_epoch)}});
-    if (epochs_done_ % options_.checkpoint_every == 0 || last) save_latest(epochs_done_);
-    for (auto& cb : callbacks_) cb->on_epoch_end(*this, epoch);
+StepRecord Trainer::train_step(data::PatchLoader& loader, int64_t epoch, int64_t total_steps,
+                               const models::TapRequest& taps) {
+  const auto t0 = std::chrono::steady_clock::now();
+  data::Batch batch = loader.get(step_);
+  batch.image = batch.image.to(device_);
+  if (batch.label.defined()) batch.label = batch.label.to(device_);
+  if (batch.teacher_image.defined()) batch.teacher_image = batch.teacher_image.to(device_);
+  for (auto& kv : batch.extras) kv.second.data = kv.second.data.to(device_);
+  const double lr = scheduled_lr(options_.schedule, options_.optimizer.lr, step_, total_steps);
+  set_learning_rate(*optimizer_, lr);
+  optimizer_->zero_grad();
+  const auto precision = detail::autocast_type(options_.precision, device_);
+  losses::LossBreakdown loss;
+  {
+    detail::AutocastScope autocast(precision);
+    const models::SegOutput out = model_->forward(batch.image, taps);
+    const StepContext ctx{step_, epoch, options_.steps_per_epoch, options_.epochs};
+    loss = objective_->compute(out, batch, ctx);
   }
-  bar.finish();
-  save_weights(paths_.fold_dir / kFinal, {{"epoch", options_.epochs - 1}, {"val_dice", last_dice}, {"kind", "final"}});
-  if (best_epoch_ < 0) {
+  // The logged values are the mean over ranks; a non-finite loss anywhere stops every rank at the same step.
+  auto values = loss.values();
+  std::vector<double> numbers;
+  for (const auto& [_, v] : values) numbers.push_back(v);
+  numbers = mean_over_ranks(numbers);
+  for (size_t i = 0; i < values.size(); ++i) values[i].second = numbers[i];
+  const double total = values.front().second;
+  if (!std::isfinite(total))
+    TF_THROW(NumericalError, "training stopped at step ", step_, " (epoch ", epoch, "): the loss is ", total, " (",
+             loss.summary(), "); lower the learning rate or check the data");
+  const bool scaled = precision == c10::kHalf;
+  if (reducer_) reducer_->prepare();
+  (scaled ? loss.total * loss_scale_ : loss.total).backward();
+  if (reducer_) reducer_->finish();
+  StepRecord rec;
+  if (scaled) {
+    // Unscale; a gradient that overflowed (on any rank: they are averaged) skips the step and halves the scale.
+    std::vector<torch::Tensor> flags;
+    for (auto& [_, p] : params_)
+      if (p.grad().defined()) {
+        p.mutable_grad().div_(loss_scale_);
+        flags.push_back(torch::isfinite(p.grad()).all());
+      }
+    const bool finite = flags.empty() || torch::stack(flags).all().item<bool>();  // one device sync
+    if (!finite) {
+      rec.skipped = true;
+      ++skipped_steps_;
+      loss_scale_ = std::max(1.0, loss_scale_ / 2);
+      scale_good_steps_ = 0;
+    } else if (++scale_good_steps_ >= 2000) {
+      loss_scale_ *= 2;
+      scale_good_steps_ = 0;
+    }
+  }
+  if (!rec.skipped) {
+    if (options_.grad_clip > 0) torch::nn::utils::clip_grad_norm_(model_->parameters(), options_.grad_clip);
+    optimizer_->step();
+  }
+  rec.step = step_;
+  rec.epoch = epoch;
+  rec.lr = lr;
+  rec.losses = values;
+  rec.seconds = seconds_since(t0);
+  nlohmann::json line = {{"type", "step"}, {"step", step_}, {"epoch", epoch}, {"lr", lr}, {"seconds", rec.seconds}};
+  for (const auto& [name, v] : rec.losses) line["loss"][name] = v;
+  // The first batches' digests: runs that must see the same data (every student of one experiment) can be checked.
+  if (step_ < 3) line["batch"] = {{"image", tensor_digest(batch.image)}, {"label", tensor_digest(batch.label)}};
+  if (scaled) line["loss_scale"] = loss_scale_;
+  if (rec.skipped) line["skipped"] = true;
+  append_log(line);
+  return rec;
+}
+
+void Trainer::end_epoch(int64_t epoch, double epoch_loss, double& last_dice) {
+  const bool last = epoch + 1 == options_.epochs;
+  if (options_.val_every > 0 && ((epoch + 1) % options_.val_every == 0 || last) && val_cases_ &&
+      val_cases_->size() > 0) {
+    const ValidationResult v = validate(epoch);
+    last_dice = v.mean_dice;
+    append_log({{"type", "validation"}, {"step", step_}, {"epoch", epoch}, {"mean_dice", v.mean_dice},
+                {"per_case", v.per_case}, {"seconds", v.seconds}});
+    spdlog::info("epoch {}: validation Dice {:.4f} ({} cases, {:.1f}s)", epoch + 1, v.mean_dice, v.per_case.size(),
+                 v.seconds);
+    const bool improved = v.mean_dice > best_dice_ + (best_epoch_ < 0 ? 0.0 : options_.early_stop_min_delta);
+    if (v.mean_dice > best_dice_) {
+      best_dice_ = v.mean_dice;
+      best_epoch_ = epoch;
+      save_weights(paths_.fold_dir / kBest, {{"epoch", epoch}, {"val_dice", v.mean_dice}, {"kind", "best"}});
+    }
+    validations_since_best_ = improved ? 0 : validations_since_best_ + 1;
+    if (options_.early_stop_patience > 0 && validations_since_best_ >= options_.early_stop_patience && !last) {
+      stop_early_ = true;
+      spdlog::info("early stop after epoch {}: no validation improvement in {} validations (best {:.4f} at epoch {})",
+                   epoch + 1, validations_since_best_, best_dice_, best_epoch_ + 1);
+    }
+    for (auto& cb : callbacks_) cb->on_validation(*this, v);
+  }
+  epochs_done_ = epoch + 1;
+  append_log({{"type", "epoch"}, {"step", step_}, {"epoch", epoch},
+              {"mean_loss", epoch_loss / double(options_.steps_per_epoch)}});
+  if (epochs_done_ % options_.checkpoint_every == 0 || last || stop_early_) save_latest(epochs_done_);
+  barrier();  // nobody runs ahead of a checkpoint being written
+  for (auto& cb : callbacks_) cb->on_epoch_end(*this, epoch);
+}
+
+TrainSummary Trainer::end(std::chrono::steady_clock::time_point t_start, double step_seconds, int64_t steps_timed,
+                          double last_dice) {
+  save_weights(paths_.fold_dir / kFinal, {{"epoch", epochs_done_ - 1}, {"val_dice", last_dice}, {"kind", "final"},
+                                          {"stopped_early", stop_early_}});
+  if (best_epoch_ < 0 && is_main()) {
     // No validation cases (e.g. fold "all"): the final weights are the best we know.
     write_atomically(paths_.fold_dir / kBest, [&](const fs::path& tmp) { fs::copy_file(paths_.fold_dir / kFinal, tmp); });
   }
   TrainSummary s;
-  s.epochs_run = options_.epochs;
+  s.epochs_run = epochs_done_;
+  s.stopped_early = stop_early_;
   s.steps_run = step_;
   s.best_dice = best_dice_;
   s.best_epoch = best_epoch_;
   s.last_dice = last_dice;
   s.seconds = seconds_since(t_start);
   s.seconds_per_step = steps_timed ? step_seconds / double(steps_timed) : 0;
+  s.skipped_steps = skipped_steps_;
   append_log({{"type", "end"}, {"step", step_}, {"best_dice", best_dice_}, {"best_epoch", best_epoch_},
-              {"seconds", s.seconds}});
+              {"seconds", s.seconds}, {"skipped_steps", skipped_steps_}, {"epochs_run", epochs_done_},
+              {"stopped_early", stop_early_}});
+  barrier();
   return s;
+}
+
+TrainSummary Trainer::fit(bool resume) {
+  const auto t_start = std::chrono::steady_clock::now();
+  begin(resume);
+  auto loader = make_loader();
+  const int64_t total_steps = options_.epochs * options_.steps_per_epoch;
+  const models::TapRequest taps = objective_->taps();
+  for (auto& cb : callbacks_) cb->on_train_start(*this);
+  ProgressBar bar("train " + model_->spec().key, total_steps, is_main() ? ProgressMode::Auto : ProgressMode::Quiet);
+  bar.update(step_);
+  double step_seconds = 0, last_dice = -1;
+  int64_t steps_timed = 0;
+  for (int64_t epoch = epochs_done_; epoch < options_.epochs && !stop_early_; ++epoch) {
+    for (auto& cb : callbacks_) cb->on_epoch_start(*this, epoch);
+    double epoch_loss = 0;
+    for (int64_t i = 0; i < options_.steps_per_epoch; ++i, ++step_) {
+      const StepRecord rec = train_step(*loader, epoch, total_steps, taps);
+      step_seconds += rec.seconds;
+      ++steps_timed;
+      epoch_loss += rec.losses.front().second;
+      for (auto& cb : callbacks_) cb->on_step_end(*this, rec);
+      char status[96];
+      std::snprintf(status, sizeof status, "epoch %lld/%lld loss %.4f", (long long)epoch + 1,
+                    (long long)options_.epochs, rec.losses.front().second);
+      bar.update(step_ + 1, status);
+    }
+    end_epoch(epoch, epoch_loss, last_dice);
+  }
+  bar.finish();
+  return end(t_start, step_seconds, steps_timed, last_dice);
 }
 
 }  // namespace teachformer::train

@@ -116,20 +116,55 @@ TEST_F(Pipeline, BadArgumentsGiveOneClearLine) {
   EXPECT_NE(r.output.find("epochz"), std::string::npos) << r.output;
 }
 
-TEST(Experiment, TinyPresetPrintsTheComparisonTable) {
+// The first step records of a model's log, by step: the digests of its batches.
+std::vector<nlohmann::json> first_batches(const fs::path& log) {
+  std::vector<nlohmann::json> out;
+  std::ifstream in(log);
+  for (std::string line; std::getline(in, line);) {
+    const auto j = nlohmann::json::parse(line);
+    if (j.at("type") == "step" && j.contains("batch")) out.push_back(j.at("batch"));
+  }
+  return out;
+}
+
+TEST(Experiment, TinyPresetPrintsTheComparisonTableAndReusesOnlyWhatMatches) {
   TempDir dir;
-  const auto r = run_cli("-q experiment --preset tiny -o " + q(dir / "exp") +
-                         " --teachers unetr --students teachformer,student_alone --cases 5 --test-cases 2");
+  const std::string args = " --teachers unetr --students teachformer,student_alone --cases 5 --test-cases 2";
+  const auto r = run_cli("-q experiment --preset tiny -o " + q(dir / "exp") + args);
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  for (const char* name : {"| unetr |", "| student:teachformer |", "| student:student_alone |", "Dice", "HD95"})
+  for (const char* name : {"| unetr |", "| student:teachformer |", "| student:student_alone |", "Dice", "HD95",
+                           "Scored on 2 held-out cases", "vs alone"})
     EXPECT_NE(r.output.find(name), std::string::npos) << name << "\n" << r.output;
-  EXPECT_TRUE(fs::exists(dir / "exp" / "results.md"));
-  EXPECT_TRUE(fs::exists(dir / "exp" / "results.csv"));
+  for (const char* f : {"results.md", "results.csv", "results.json", "seed_0/models/unetr/stage.json",
+                        "seed_0/predictions/student_teachformer/summary.json"})
+    EXPECT_TRUE(fs::exists(dir / "exp" / f)) << f;
+  const auto results = read_json(dir / "exp" / "results.json");
+  EXPECT_EQ(results.at("experiment").at("scored_cases").size(), 2u);
+  bool compared = false;
+  for (const auto& row : results.at("rows"))
+    if (row.at("name") == "student:teachformer") {
+      for (const char* k : {"diff", "ci_low", "ci_high", "wilcoxon_p", "cases"})
+        EXPECT_TRUE(row.at("vs_student_alone").contains(k)) << k;
+      EXPECT_EQ(row.at("seeds"), nlohmann::json({0}));
+      compared = true;
+    }
+  EXPECT_TRUE(compared);
+  // Every student sees the same batches, with teachers (cached) or without.
+  const auto a = first_batches(dir / "exp" / "seed_0" / "models" / "student_student_alone" / "fold_0" / "log.jsonl");
+  const auto b = first_batches(dir / "exp" / "seed_0" / "models" / "student_teachformer" / "fold_0" / "log.jsonl");
+  ASSERT_FALSE(a.empty());
+  EXPECT_EQ(a, b);
   // Re-running resumes: nothing is retrained.
-  const auto again = run_cli("experiment --preset tiny -o " + q(dir / "exp") +
-                             " --teachers unetr --students teachformer,student_alone --cases 5 --test-cases 2");
+  auto again = run_cli("experiment --preset tiny -o " + q(dir / "exp") + args);
   ASSERT_EQ(again.exit_code, 0) << again.output;
   EXPECT_EQ(again.output.find("train unetr"), std::string::npos) << again.output;
+  // A changed setting is refused, naming it; --force redoes that stage and what depends on it.
+  again = run_cli("-q experiment --preset tiny -o " + q(dir / "exp") + args + " --student-epochs 3");
+  EXPECT_EQ(again.exit_code, 1) << again.output;
+  EXPECT_NE(again.output.find("/job/epochs: 3 now"), std::string::npos) << again.output;
+  EXPECT_NE(again.output.find("--force"), std::string::npos) << again.output;
+  again = run_cli("-q experiment --preset tiny -o " + q(dir / "exp") + args + " --student-epochs 3 --force");
+  ASSERT_EQ(again.exit_code, 0) << again.output;
 }
 
 TEST(Experiment, MriPhantomsAreScoredWithThePicaiProtocol) {
@@ -140,12 +175,22 @@ TEST(Experiment, MriPhantomsAreScoredWithThePicaiProtocol) {
   for (const char* name : {"AUROC", "| AP |", "PI-CAI score", "| student:student_alone |"})
     EXPECT_NE(r.output.find(name), std::string::npos) << name << "\n" << r.output;
   // picai_eval's layout beside the detection maps of every held-out case.
-  const auto metrics = read_json(dir / "exp" / "predictions" / "student_student_alone" / "metrics.json");
+  const fs::path pred = dir / "exp" / "seed_0" / "predictions" / "student_student_alone";
+  const auto metrics = read_json(pred / "metrics.json");
   for (const char* key : {"auroc", "AP", "score"}) EXPECT_TRUE(metrics.contains(key)) << key << ": " << metrics.dump();
   int maps = 0;
-  for (const auto& e : fs::directory_iterator(dir / "exp" / "predictions" / "student_student_alone" / "detection"))
-    maps += e.path().string().find(".nii.gz") != std::string::npos;
+  for (const auto& e : fs::directory_iterator(pred / "detection")) maps += e.path().string().find(".nii.gz") != std::string::npos;
   EXPECT_EQ(maps, 3);
+  EXPECT_EQ(read_json(dir / "exp" / "results.json").at("experiment").at("protocol"), "picai");
+}
+
+TEST(Experiment, PaperPresetsRefuseDataOfTheOtherKind) {
+  TempDir dir;
+  auto r = run_cli("-q synth --kind mri -o " + q(dir / "mri") + " --cases 3");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = run_cli("-q experiment --preset paper-hecktor --data " + q(dir / "mri") + " -o " + q(dir / "exp"));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("paper-hecktor needs PET/CT data"), std::string::npos) << r.output;
 }
 
 }  // namespace

@@ -12,4 +12,7 @@ size_t edit_distance(const std::string& a, const std::string& b);
 /// "did you mean" hints.
 std::string nearest_name(const std::string& query, const std::vector<std::string>& candidates);
 
+/// `value` with `precision` digits after the point ("0.853"); "n/a" for NaN, "inf" / "-inf" for infinities.
+std::string format_fixed(double value, int precision);
+
 }  // namespace teachformer

@@ -1,11 +1,14 @@
-// Multi-threaded, deterministic batch loader: the batch for global step s is built from Rng({seed, s, b}) for
-// each of its samples b, so the batches do not depend on thread scheduling and a resumed run sees exactly the
-// batches it would have seen.
+// Multi-threaded, deterministic batch loader: sample b of the global batch of step s is built from
+// Rng({seed, s, b}), so the batches do not depend on thread scheduling, a resumed run sees exactly the batches it
+// would have seen, and a data-parallel run does not depend on how the samples of a global batch are split across
+// ranks (rank r builds samples [r B, (r + 1) B) with sample_offset = r B). Cases come from a CaseSource (in memory
+// or read on demand); the worker threads read ahead.
 #pragma once
 #include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <exception>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -13,6 +16,7 @@
 
 #include <torch/types.h>
 
+#include "teachformer/data/case_source.hpp"
 #include "teachformer/data/sampler.hpp"
 #include "teachformer/transforms/augment.hpp"
 
@@ -22,8 +26,14 @@ namespace teachformer::data {
 struct Batch {
   /// [B, C, D, H, W] float32.
   torch::Tensor image;
-  /// [B, 1, D, H, W] uint8 (undefined when the cases are unlabelled).
+  /// [B, 1, D, H, W] uint8 (undefined when no sample has a label; zeros in the rows of unlabelled samples).
   torch::Tensor label;
+  /// Per sample: true when it has a label.
+  std::vector<bool> labelled;
+  /// The image after the spatial but before the intensity augmentations (LoaderOptions::teacher_image): what
+  /// teachers see, so that live teachers and the teacher cache give the same knowledge (intensity changes are for
+  /// the student's input only). Undefined unless asked for.
+  torch::Tensor teacher_image;
   /// Extra maps stacked per name: [B, C, d, h, w].
   std::map<std::string, transforms::ExtraMap> extras;
   /// Source case of each sample.
@@ -42,25 +52,30 @@ struct LoaderOptions {
   int prefetch = 4;
   /// Seed of the counter-based random streams.
   uint64_t seed = 0;
+  /// Index in the global batch of this loader's first sample (data-parallel rank r: r x batch_size).
+  int64_t sample_offset = 0;
+  /// Also return Batch::teacher_image.
+  bool teacher_image = false;
 };
 
-/// Builds batches of augmented patches from in-memory cases.
+/// Builds batches of augmented patches.
 class PatchLoader {
  public:
-  PatchLoader(std::shared_ptr<const std::vector<TrainingCase>> cases, PatchSampler sampler,
-              transforms::AugmentOptions augment, LoaderOptions options);
+  PatchLoader(std::shared_ptr<const CaseSource> cases, PatchSampler sampler, transforms::AugmentOptions augment,
+              LoaderOptions options);
   ~PatchLoader();
   PatchLoader(const PatchLoader&) = delete;
   PatchLoader& operator=(const PatchLoader&) = delete;
 
   /// The batch of global step `step` (steps may be requested in any order; sequential requests are prefetched).
+  /// An error while building it (e.g. a case that cannot be read) is rethrown here.
   Batch get(int64_t step);
   /// Builds the batch of `step` synchronously (what the workers do).
   Batch build(int64_t step) const;
 
  private:
   void worker_loop();
-  std::shared_ptr<const std::vector<TrainingCase>> cases_;
+  std::shared_ptr<const CaseSource> cases_;
   PatchSampler sampler_;
   transforms::AugmentOptions augment_;
   LoaderOptions options_;
@@ -68,6 +83,7 @@ class PatchLoader {
   std::mutex mutex_;
   std::condition_variable cv_;
   std::map<int64_t, Batch> ready_;
+  std::map<int64_t, std::exception_ptr> failed_;
   std::map<int64_t, bool> claimed_;
   int64_t window_start_ = 0;
   bool stop_ = false;

@@ -8,6 +8,7 @@
 // Every file is written atomically, so a case file that exists and carries the current plan digest is finished.
 #pragma once
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,9 @@ namespace teachformer::data {
 struct PreprocessOptions {
   /// How the plan is made.
   PlanOptions plan;
+  /// Use this plan as it is instead of making one (e.g. another dataset's plan, so that extra cases are
+  /// preprocessed exactly like the training data); its channels must be the dataset's.
+  std::optional<PreprocessPlan> fixed_plan;
   /// Cases processed at once, each worker with 1 torch thread (<= 1: one case at a time with all threads).
   int workers = 1;
 };

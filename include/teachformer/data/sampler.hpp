@@ -36,13 +36,13 @@ struct PatchSamplerOptions {
   /// Fraction of patches forced to contain foreground (a random foreground class, then a random voxel of it,
   /// becomes the patch centre). Default 1/3 as nnU-Net.
   double foreground_fraction = 1.0 / 3.0;
-  /// Patch start coordinates are multiples of this (per dim), so that extra maps at a downsampling factor crop
-  /// exactly; 1 = any position.
-  int64_t align = 1;
 };
 
 /// Crops patches (zero-padding cases smaller than the patch) and applies an optional random scaling
-/// (AugmentOptions::p_scale) by resampling a larger or smaller region into the patch.
+/// (AugmentOptions::p_scale) by resampling a larger or smaller region into the patch. Extra maps (a teacher cache at
+/// a downsampling factor f) follow the same region: cropped exactly when the patch covers whole map voxels, else
+/// sampled trilinearly at the patch-map voxel centres, so patch positions never depend on the extras: a student
+/// trained with cached teachers sees the same patches as one trained without.
 class PatchSampler {
  public:
   PatchSampler(PatchSamplerOptions options, transforms::AugmentOptions augment);
@@ -57,6 +57,11 @@ class PatchSampler {
   PatchSamplerOptions options_;
   transforms::AugmentOptions augment_;
 };
+
+/// The part of extra map `extra` (at its factor f) under the patch that resamples case region [start, start +
+/// region) into `size` voxels: [C, size / f] (size must be divisible by f).
+torch::Tensor extra_patch(const transforms::ExtraMap& extra, const std::vector<int64_t>& start,
+                          const std::vector<int64_t>& region, const std::vector<int64_t>& size);
 
 /// Crops [C, Z, Y, X] at `start` with `size`, zero-padding where the window leaves the tensor.
 torch::Tensor crop_padded(const torch::Tensor& t, const std::vector<int64_t>& start, const std::vector<int64_t>& size);

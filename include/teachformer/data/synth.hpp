@@ -32,6 +32,16 @@ std::string to_string(PhantomKind kind);
 /// Parses "petct" or "mri" (InvalidArgument otherwise).
 PhantomKind phantom_kind_from_string(const std::string& name);
 
+/// How hard the phantoms are to segment.
+///  - Normal: the tumour (lesion) stands out in every channel; each channel has one kind of look-alike.
+///  - Hard: lower tumour contrast, noisier PET (DWI), look-alikes whose CT contrast and PET uptake (T2W and ADC
+///    values) overlap the tumour's, placed next to it: only the combination of the channels tells them apart.
+enum class PhantomDifficulty { Normal, Hard };
+/// "normal" or "hard".
+std::string to_string(PhantomDifficulty difficulty);
+/// Parses the names of to_string (InvalidArgument listing them otherwise).
+PhantomDifficulty phantom_difficulty_from_string(const std::string& name);
+
 /// Settings of synthesize / make_phantom.
 struct SynthOptions {
   /// Phantom kind. Default petct.
@@ -40,6 +50,8 @@ struct SynthOptions {
   std::optional<DatasetFormat> layout;
   /// Number of cases. Default 8.
   int cases = 8;
+  /// Difficulty. Default normal.
+  PhantomDifficulty difficulty = PhantomDifficulty::Normal;
   /// Seed of every random choice.
   uint64_t seed = 0;
   /// Reference grid size (x, y, z) in voxels: CT for petct (default 96x96x32, grown to fit the bbox), T2W for mri

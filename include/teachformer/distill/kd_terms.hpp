@@ -24,6 +24,10 @@ struct AttentionMapOptions {
   /// ||q_s - q_t||_1, each averaged over the batch. (CIRKD's beta * mean((q_s - q_t)^2) equals this with
   /// weight beta / N.)
   MapDistance distance = MapDistance::L2;
+  /// The teacher tap of the fine map: "decoder_fine" (default: decoder stage D_{n-1}, the stage before the last,
+  /// as the method describes) or "decoder_last" (the last decoder stage). The student's fine map is always its
+  /// decoder_fine tap.
+  std::string fine_tap = "decoder_fine";
 };
 AttentionMapOptions attention_map_options_from_json(const nlohmann::json& j);
 nlohmann::json to_json(const AttentionMapOptions& o);
@@ -34,9 +38,13 @@ torch::Tensor attention_map(const torch::Tensor& features, int p);
 torch::Tensor resample_map(const torch::Tensor& map, const std::vector<int64_t>& size);
 /// Flattens [B, 1, ...] to [B, N] and normalises each row (L2 or L1; zero rows stay zero).
 torch::Tensor normalise_map(const torch::Tensor& map, MapNorm norm);
-/// Distance between a student map and a teacher map (resampled to the student's grid first): scalar.
+/// Distance between a student map and a teacher map (resampled to the student's grid first): scalar (the mean
+/// over the batch of attention_map_loss_per_sample).
 torch::Tensor attention_map_loss(const torch::Tensor& student_map, const torch::Tensor& teacher_map,
                                  const AttentionMapOptions& options);
+/// The same per sample: [B].
+torch::Tensor attention_map_loss_per_sample(const torch::Tensor& student_map, const torch::Tensor& teacher_map,
+                                            const AttentionMapOptions& options);
 
 /// Teacher probabilities at temperature T from probabilities at T = 1: p^(1/T) / sum_k p^(1/T)
 /// (= softmax(z / T) for p = softmax(z)); probabilities are clamped at 1e-8 first.
@@ -65,13 +73,23 @@ enum class Aggregation {
   Confidence,  ///< per voxel: softmax over teachers of -normalised entropy / tau, times the fixed weights
   Agreement,   ///< per sample, CA-MKD: w_k = (1 - softmax_k(CE_1..CE_K)) / (K - 1), CE_k against the label
                ///< (unequal configured weights scale w_k, then the weights are renormalised)
+  Voxel,       ///< per voxel: softmax over teachers of log p_k(label) / tau (+ log configured weight): where the
+               ///< teachers disagree, the one that is right about the label dominates the target
 };
 Aggregation parse_aggregation(const std::string& name);
 std::string to_string(Aggregation a);
 
+/// Soft Dice of each sample's foreground probabilities [B, K, ...] against its label [B, 1, ...], averaged over
+/// the foreground classes (a class absent from both counts as 1): [B].
+torch::Tensor sample_dice(const torch::Tensor& probs, const torch::Tensor& label);
+/// Per-sample teacher weights from each teacher's Dice against the label: softmax over teachers of Dice / tau
+/// (+ log configured weight); each [B], summing to 1 over teachers.
+std::vector<torch::Tensor> dice_weights(const std::vector<torch::Tensor>& probs, const torch::Tensor& label,
+                                        const std::vector<double>& fixed, double tau);
+
 /// Per-teacher weights, each broadcastable to [B, 1, D, H, W] and summing to 1 over teachers: `probs` are the
 /// teachers' probabilities at T = 1 [B, K, D, H, W]; `label` [B, 1, D, H, W] (needed for Agreement);
-/// `fixed` the configured teacher weights; `tau` the Confidence temperature.
+/// `fixed` the configured teacher weights; `tau` the Confidence / Voxel temperature.
 std::vector<torch::Tensor> teacher_weights(const std::vector<torch::Tensor>& probs, const torch::Tensor& label,
                                            Aggregation aggregation, const std::vector<double>& fixed, double tau = 0.25);
 

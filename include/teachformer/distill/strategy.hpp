@@ -53,10 +53,11 @@ struct Strategy {
 };
 
 /// Built-in strategies:
-///  - "teachformer": stage 1 "align" (20%): attention KD 1, ground truth 0.1; stage 2 "joint" (50%): every term 1;
-///    stage 3 "finetune" (30%): ground truth 1, prediction KD 1, attention KD decaying 1 -> 0.
+///  - "teachformer": stage 1 "align" (20%): ground truth 1, attention-map KD 1 (the maps first); stage 2 "joint"
+///    (50%): every term 1; stage 3 "finetune" (30%): ground truth 1, prediction KD 1, attention KD decaying 1 -> 0.
 ///  - "student_alone": ground truth only (no KD).
 ///  - "hinton": ground truth + prediction KD.
+///  - "hinton_coarse", "hinton_fine": ground truth + prediction KD + the coarse (or the fine) attention map.
 ///  - "at": ground truth + attention-map KD (coarse and fine).
 ///  - "multi_no_staging": every term at weight 1 from start to end.
 Strategy strategy_preset(const std::string& name);

@@ -26,11 +26,13 @@ struct TeacherSpec {
   std::string name;
 };
 
-/// The student's tap grids that teacher attention maps are resampled to ([D, H, W] each) and the map exponent.
+/// The student's tap grids that teacher attention maps are resampled to ([D, H, W] each), the map exponent and the
+/// teacher tap the fine map is taken from (models::kDecoderFine, or models::kDecoderLast).
 struct KnowledgeGrid {
   std::vector<int64_t> coarse;
   std::vector<int64_t> fine;
   int p = 2;
+  std::string fine_tap = "decoder_fine";
 };
 
 /// What a teacher contributes for one batch.
@@ -51,22 +53,27 @@ TeacherKnowledge knowledge_from_output(const models::SegOutput& output, const Kn
 /// A frozen teacher.
 class Teacher {
  public:
-  /// `channel_indices`: positions in the student's input of the channels this teacher reads, in its order.
+  /// `channel_indices`: positions, in the input the teacher will be given, of the channels it reads, in its
+  /// order; `channel_names` their names (empty: "ch<i>").
   Teacher(std::string name, models::SegmentationModel model, std::vector<int64_t> channel_indices, double weight,
-          std::string source);
-  /// Loads fold/checkpoint of a model folder; maps the teacher's channels by name onto `student_channels`
-  /// (InvalidArgument naming a channel the student's data lacks).
-  static std::shared_ptr<Teacher> load(const TeacherSpec& spec, const std::vector<std::string>& student_channels);
+          std::string source, std::vector<std::string> channel_names = {});
+  /// Loads fold/checkpoint of a model folder; maps the teacher's channels by name onto `input_channels`, the
+  /// channels of the tensors it will be given: the student's input for a live teacher, the dataset's channels for
+  /// the teacher cache (InvalidArgument naming a channel that is not there).
+  static std::shared_ptr<Teacher> load(const TeacherSpec& spec, const std::vector<std::string>& input_channels);
 
-  /// Runs the teacher in eval + inference mode on the student's input (its channels selected); the returned
+  /// Runs the teacher in eval + inference mode on an input [B, C, ...] (its channels selected); the returned
   /// tensors are ordinary (not inference) tensors so losses can use them.
-  TeacherKnowledge run(const torch::Tensor& student_input, const KnowledgeGrid& grid, bool maps, bool attention) const;
-  /// Selects this teacher's channels from a student input [B, C, ...].
-  torch::Tensor select_channels(const torch::Tensor& student_input) const;
+  TeacherKnowledge run(const torch::Tensor& input, const KnowledgeGrid& grid, bool maps, bool attention) const;
+  /// Selects this teacher's channels from an input [B, C, ...].
+  torch::Tensor select_channels(const torch::Tensor& input) const;
 
   const std::string& name() const { return name_; }
   double weight() const { return weight_; }
   const std::vector<int64_t>& channel_indices() const { return channel_indices_; }
+  const std::vector<std::string>& channel_names() const { return channel_names_; }
+  /// A copy named `name` with weight `weight` (same model).
+  std::shared_ptr<Teacher> renamed(const std::string& name, double weight) const;
   models::SegmentationModel model() const { return model_; }
   /// Where it was loaded from (for logs and cache keys).
   const std::string& source() const { return source_; }
@@ -76,6 +83,7 @@ class Teacher {
   std::string name_;
   models::SegmentationModel model_;
   std::vector<int64_t> channel_indices_;
+  std::vector<std::string> channel_names_;
   double weight_;
   std::string source_;
 };

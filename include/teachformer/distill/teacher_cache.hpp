@@ -9,7 +9,8 @@
 //   coarse float32 [1, Z/fc, Y/fc, X/fc]     mean_c |encoder_coarse|^p, resampled per window to the student grid
 //   fine   float32 [1, Z/ff, Y/ff, X/ff]     the same for decoder_fine
 // where fc, ff are the student's tap downsampling factors; the digest covers the teacher's weights file, the
-// factors, p, the window size and the overlap, so a change rebuilds the cache.
+// factors, p, the fine tap, the window size, the overlap and the dataset channels the teacher reads, so a change
+// rebuilds the cache.
 #pragma once
 #include <filesystem>
 #include <string>
@@ -31,6 +32,8 @@ struct CacheSettings {
   int64_t fine_factor = 2;
   /// Attention-map exponent.
   int p = 2;
+  /// Teacher tap of the fine map (models::kDecoderFine or models::kDecoderLast).
+  std::string fine_tap = "decoder_fine";
   /// Sliding-window size [D, H, W] (the teacher's training patch) and overlap.
   std::vector<int64_t> roi;
   double overlap = 0.5;
@@ -43,6 +46,10 @@ std::filesystem::path cache_dir(const std::filesystem::path& preprocessed_root, 
 /// The file of case `id` in cache folder `dir`: <dir>/<id>.safetensors.gz.
 std::filesystem::path cache_case_file(const std::filesystem::path& dir, const std::string& id);
 
+/// Loads case `c`'s cache file of `teacher` into its extras (names cache_extra_name(teacher, "probs" | "coarse" |
+/// "fine")); IoError naming the missing file, FormatError when the cached grid is not the case's.
+void attach_cached_case(data::TrainingCase& c, const std::filesystem::path& dir, const Teacher& teacher,
+                        const CacheSettings& settings);
 /// Loads the cache of `teacher` into the extras of `cases` (names cache_extra_name(teacher, "probs" | "coarse" |
 /// "fine")); throws IoError naming the missing file (build it first).
 void attach_teacher_cache(std::vector<data::TrainingCase>& cases, const std::filesystem::path& dir,

@@ -283,8 +283,9 @@ TORCH_MODULE(DenseTransformerPath);
 ///    decoder stage 3 and the fused bottleneck);
 ///  - taps (TapRequest::features): `encoder_coarse` = the fused bottleneck [B, 8 n_filters, D/8, H/8, W/8]
 ///    (block_4_2_left output after adding deep_conv; it feeds conv1x1_d3 and upconv_3);
-///    `decoder_fine` = decoder stage 1 [B, n_filters, D, H, W] (block_1_2_right output, the input of the 1^3 output
-///    conv conv1x1);
+///    `decoder_fine` = decoder stage D_{n-1} [B, 2 n_filters, D/2, H/2, W/2] (block_2_2_right output, the stage
+///    before the last); `decoder_last` = decoder stage 1 [B, n_filters, D, H, W] (block_1_2_right output, the input
+///    of the 1^3 output conv conv1x1);
 ///  - taps (TapRequest::attention): "attention.mpe{i}.dct{k}.layer{j}" [B, heads, N, N] for modality i, DCT block k,
 ///    dense layer j (N = token count);
 ///  - taps (TapRequest::intermediates), named as in the reference fixture: per modality i

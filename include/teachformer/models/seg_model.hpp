@@ -13,6 +13,9 @@ namespace teachformer::models {
 /// Names of the taps every model provides (see SegOutput::taps).
 inline constexpr const char* kEncoderCoarse = "encoder_coarse";  ///< deepest encoder stage E_n, [B, C, D, H, W]
 inline constexpr const char* kDecoderFine = "decoder_fine";      ///< decoder stage D_{n-1}, [B, C, D, H, W]
+/// The last decoder stage D_n (the teachers' full-resolution features before the output convolution), [B, C, D, H, W];
+/// the student has none (its last stage is the fused output block).
+inline constexpr const char* kDecoderLast = "decoder_last";
 /// Prefix of attention-probability taps: "attention.<layer>" -> [B, heads, N, N] (or [B*windows, heads, n, n]).
 inline constexpr const char* kAttentionPrefix = "attention.";
 
@@ -36,7 +39,7 @@ class Taps {
 
 /// What a forward pass should record besides the logits.
 struct TapRequest {
-  /// Record `encoder_coarse` and `decoder_fine` (cheap: references to existing tensors).
+  /// Record `encoder_coarse`, `decoder_fine` and (teachers) `decoder_last` (cheap: references to existing tensors).
   bool features = true;
   /// Record the attention probabilities of transformer layers ("attention.<layer>"); costs memory.
   bool attention = false;

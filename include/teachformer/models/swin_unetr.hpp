@@ -70,8 +70,9 @@ nlohmann::json to_json(const SwinUNETROptions& options);
 /// logits [B, out_channels, D, H, W]; no deep supervision. With s = patch_size, taps:
 /// - kEncoderCoarse "encoder_coarse": deepest encoder stage, the last Swin stage output after `normalize`
 ///   (MONAI's hidden_states_out[4]) [B, 16 * feature_size, D/(16s), H/(16s), W/(16s)].
-/// - kDecoderFine "decoder_fine": the last decoder stage before `out`, decoder1's output
-///   [B, feature_size, D, H, W].
+/// - kDecoderFine "decoder_fine": decoder stage D_{n-1}, the stage before the last: decoder2's output
+///   [B, feature_size, D/2, H/2, W/2].
+/// - kDecoderLast "decoder_last": the last decoder stage before `out`, decoder1's output [B, feature_size, D, H, W].
 /// - with TapRequest::attention: "attention.<i>" for every Swin block, numbered over all stages
 ///   (i = depths[0] + ... + depths[stage-1] + block), each [B * nW, heads, n, n] with nW windows of n tokens
 ///   (windows shrink to the feature map where it is smaller than window_size).

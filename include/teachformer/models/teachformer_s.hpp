@@ -160,8 +160,9 @@ TORCH_MODULE(TransformerBlock);
 ///  - logits [B, out_channels, D, H, W];
 ///  - deep_supervision: [1/2, 1/4, ...] logits from 1^3 heads on the decoder stages (deep_supervision of them);
 ///  - taps (features): `encoder_coarse` = the transformer output at 1/2^S [B, channels.back(), D/2^S, ...]
-///    (deepest stage); `decoder_fine` = decoder stage at 1/2 [B, channels[0], D/2, H/2, W/2] (input of the output
-///    block);
+///    (deepest stage); `decoder_fine` = decoder stage D_{n-1} at 1/2 [B, channels[0], D/2, H/2, W/2] (input of the
+///    output block, which is the last decoder stage D_n: it upsamples to full resolution in phase space, so its
+///    features never exist as a tensor and there is no `decoder_last` tap);
 ///  - taps (attention): "attention.block{k}" [B, heads, N, N] per transformer block, N = voxels of the 1/2^S grid;
 ///  - taps (intermediates): "stem", "encoder{i}" (stage outputs, the skips), "tokens" (after the position conv, as
 ///    [B, N, C]), "decoder{i}" (decoder stage outputs at 1/2^(i+1)).

@@ -72,8 +72,9 @@ inline const std::vector<std::string> kMonaiIgnorablePatterns{"cross_attn.", "no
 /// forward(x [B, in_channels, img_size]) -> logits [B, out_channels, img_size]; no deep supervision. Taps:
 /// - kEncoderCoarse "encoder_coarse": deepest encoder stage, the final (layer-normed) ViT tokens on the patch
 ///   grid [B, hidden_size, D/pD, H/pH, W/pW] (MONAI's `dec4`, what decoder5 reads).
-/// - kDecoderFine "decoder_fine": the last decoder stage before `out`, decoder2's output
-///   [B, feature_size, D, H, W].
+/// - kDecoderFine "decoder_fine": decoder stage D_{n-1}, the stage before the last: decoder3's output
+///   [B, 2 feature_size, D/2, H/2, W/2].
+/// - kDecoderLast "decoder_last": the last decoder stage before `out`, decoder2's output [B, feature_size, D, H, W].
 /// - with TapRequest::attention (or save_attn): "attention.<i>", i = 0..num_layers-1, ViT block i's attention
 ///   probabilities [B, num_heads, N, N], N = number of patches.
 /// - with TapRequest::intermediates: "vit_hidden_<i>", block i's output tokens [B, N, hidden_size] (before

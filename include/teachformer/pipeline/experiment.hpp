@@ -1,7 +1,10 @@
 // The main job: synthesize (or take) a dataset, verify, preprocess, train the teachers, distil the student with the
-// Teach-Former strategy and the baselines, predict and evaluate every model on held-out cases with the matching
-// challenge protocol, and write the comparison table. Everything lives under one experiment folder; every stage
-// skips what is already finished, so a re-run resumes.
+// Teach-Former strategy and the ablation ladder, predict and evaluate every model on held-out cases that took part in
+// no choice (neither training nor checkpoint or teacher selection) with the protocol that fits the data, repeat per
+// seed, and write the comparison table with each student's paired difference against the same student trained
+// alone (bootstrap confidence interval, Wilcoxon signed-rank p). Everything lives under one experiment folder; every
+// stage records the settings that made it, so a re-run reuses what is finished, resumes what was interrupted, and
+// refuses what was made differently (--force redoes it).
 #pragma once
 #include <filesystem>
 #include <optional>
@@ -9,6 +12,8 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "teachformer/metrics/statistics.hpp"
 
 namespace teachformer::pipeline {
 
@@ -20,54 +25,109 @@ struct ExperimentOptions {
   std::string preset = "demo";
   /// Built-in phantoms: "petct" (HECKTOR-like) or "mri" (PI-CAI-like).
   std::string kind = "petct";
-  /// A real dataset in any supported layout instead of phantoms (held-out cases = the fold's validation cases).
+  /// Phantom difficulty: "normal" or "hard" (low-contrast tumours, PET noise, benign look-alikes near the
+  /// tumours, so that one modality alone is ambiguous).
+  std::string difficulty = "normal";
+  /// A real dataset in any supported layout instead of phantoms.
   std::optional<std::filesystem::path> data;
-  /// Phantom cases for training/validation and for the held-out test set.
-  int cases = 0;  // 0 = the preset's
+  /// With --data and no labelled test split (imagesTs + labelsTs): the fraction of patients held out for scoring.
+  double test_fraction = 0.2;
+  /// Phantom cases for training/validation and for the held-out test set (0 = the preset's).
+  int cases = 0;
   int test_cases = 0;
-  uint64_t seed = 0;
+  /// Extra phantom cases used without their labels by the `teachformer_unlabelled` student (0 = none).
+  int unlabelled_cases = 0;
+  /// Seeds: the training (teachers and students) is repeated per seed. The data stay those of the first seed
+  /// unless vary_data.
+  std::vector<uint64_t> seeds{0};
+  bool vary_data = false;
   /// Teachers to train (registry keys).
   std::vector<std::string> teachers{"unetr", "swin_unetr", "hdenseformer"};
-  /// Students to distil: "teachformer", "student_alone", "hinton", "at", "single_teacher", "multi_no_staging".
-  std::vector<std::string> students{"teachformer", "student_alone", "hinton", "at", "single_teacher"};
-  /// Epochs of every teacher / every student and steps per epoch (0 = the preset's).
+  /// Students (see student_variants()); empty = the preset's ladder.
+  std::vector<std::string> students;
+  /// Teacher epochs budget (early stopping on validation Dice ends sooner), student epochs, steps per epoch (0 =
+  /// the preset's).
   int64_t teacher_epochs = 0;
   int64_t student_epochs = 0;
   int64_t steps_per_epoch = 0;
+  /// Teachers not better than the lone student on validation: "drop" (default; the best teacher is kept when
+  /// none is better) or "keep".
+  std::string teacher_policy = "drop";
+  /// JSON merged into every student's "distill" config (e.g. {"temperature": 2}), and the temperature of the
+  /// `teachformer_t` variant.
+  nlohmann::json distill_config = nlohmann::json::object();
+  double variant_temperature = 4.0;
   /// Fold trained on.
   int fold = 0;
   /// Use the teacher cache.
   bool cache = true;
   /// Device for training and prediction.
   std::string device = "cpu";
+  /// Independent trainings run at once as worker processes (each with cores / jobs threads).
+  int jobs = 1;
+  /// Worker command for jobs > 1 (argv prefix; the job file is appended).
+  std::vector<std::string> worker_command;
+  /// Redo stages whose settings changed (and everything after them) instead of refusing.
+  bool force = false;
 };
 
-/// One row of the comparison table.
+/// A student of the ladder: how it is trained.
+struct StudentVariant {
+  /// "student_alone", "hinton", ...; the table names the row "student:<name>".
+  std::string name;
+  /// The strategy preset.
+  std::string strategy;
+  /// What it learns from, for the table ("gt+kd+coarse+fine, staged").
+  std::string terms;
+  /// Merged into its distill config (e.g. a temperature).
+  nlohmann::json distill_config = nlohmann::json::object();
+  /// Distilled from the teacher with the best validation Dice only.
+  bool single_teacher = false;
+  /// Also trains on the unlabelled phantom cases.
+  bool unlabelled = false;
+};
+/// Every variant the experiment knows (for `temperature` the variant temperature).
+std::vector<StudentVariant> student_variants(double variant_temperature = 4.0);
+/// The ladder a preset trains by default.
+std::vector<std::string> default_students(const std::string& preset, bool with_unlabelled);
+
+/// One row of the comparison table (values averaged over seeds where several ran).
 struct ExperimentRow {
   std::string name;       ///< "unetr", "student:teachformer", ...
   std::string role;       ///< "teacher" or "student"
   std::string model;      ///< registry key
+  std::string terms;      ///< students: what they learn from
+  std::string note;       ///< teachers: "below student_alone on validation: dropped"; students: teachers used
+  std::vector<uint64_t> seeds;
   int64_t parameters = 0;
-  double gflops = 0;      ///< one forward at the training patch
+  double gflops = 0;            ///< one forward at the training patch
   double seconds_per_case = 0;  ///< CPU prediction (read, preprocess, sliding window, write) per held-out case
   double peak_rss_mib = 0;      ///< during prediction
   double train_seconds = 0;     ///< training (and cache) wall time
-  /// Segmentation metrics (mean Dice, median HD95 over cases; undefined HD95 counted apart).
+  double val_dice = 0;          ///< best validation Dice (the choice of checkpoint and teachers is made on it)
+  /// Held-out Dice: mean over seeds of each seed's mean over cases, and its standard deviation over seeds.
   double dice = 0;
+  double dice_sd = 0;
+  /// Median HD95 over all scored cases of all seeds; undefined HD95 counted apart.
   double hd95 = 0;
   int64_t hd95_undefined = 0;
-  /// PI-CAI detection metrics (mri).
+  /// PI-CAI detection metrics (mean over seeds).
   double auroc = 0;
   double ap = 0;
   double picai_score = 0;
+  /// Per seed: {"seed", "dice", "hd95", "auroc", "ap", "val_dice", "cases": {id: dice}}.
+  nlohmann::json per_seed = nlohmann::json::array();
+  /// Students: paired per-case Dice difference against student_alone, pooled over seeds.
+  std::optional<metrics::PairedComparison> vs_student_alone;
 };
 
 /// The outcome.
 struct ExperimentResult {
   std::vector<ExperimentRow> rows;
-  /// The table as markdown (also in <dir>/results.md) and CSV (<dir>/results.csv).
+  /// The table as markdown (<dir>/results.md), CSV (<dir>/results.csv) and JSON (<dir>/results.json).
   std::string markdown;
   std::string csv;
+  nlohmann::json json;
   double seconds = 0;
 };
 

@@ -3,16 +3,23 @@
 // self-describing model folder, and train.
 #pragma once
 #include <filesystem>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "teachformer/data/case_source.hpp"
 #include "teachformer/data/preprocessed.hpp"
 #include "teachformer/data/splits.hpp"
 #include "teachformer/distill/teacher.hpp"
 #include "teachformer/train/trainer.hpp"
+
+namespace teachformer::dist {
+class ProcessGroup;
+}
 
 namespace teachformer::pipeline {
 
@@ -44,6 +51,13 @@ struct JobOptions {
   std::optional<int64_t> steps_per_epoch;
   std::optional<uint64_t> seed;
   std::optional<std::string> device;
+  /// Samples per step and process.
+  std::optional<int64_t> batch_size;
+  /// "32", "bf16" or "16" (CUDA autocast).
+  std::optional<std::string> precision;
+  /// The data-parallel job this process is a rank of (null: alone). Rank 0 writes the model folder, the splits, the
+  /// teacher cache and the checkpoints; the others wait for it.
+  std::shared_ptr<dist::ProcessGroup> group;
 };
 
 /// Extra inputs of a distillation run.
@@ -54,6 +68,10 @@ struct DistillJobOptions {
   std::optional<std::string> strategy;
   /// Cache on/off (overrides config "distill.cache").
   std::optional<bool> cache;
+  /// A dataset (any layout, raw or preprocessed with the same plan) whose cases join the training set without
+  /// labels: on them only the teachers' knowledge trains the student. It is preprocessed with the labelled
+  /// dataset's plan into <preprocessed>/unlabelled/<name>.
+  std::optional<std::filesystem::path> unlabelled;
 };
 
 /// What a run produced.
@@ -79,6 +97,17 @@ std::vector<data::Fold> dataset_splits(const data::PreprocessedDataset& dataset,
 std::vector<data::TrainingCase> load_training_cases(const data::PreprocessedDataset& dataset,
                                                     const std::vector<std::string>& ids,
                                                     const std::vector<int64_t>& channel_indices);
+/// One case as training reads it: channels selected by index, foreground indexed, plus `extras` filled by
+/// `add_extras` (e.g. cached teacher knowledge), or nothing.
+data::TrainingCase load_training_case(const data::PreprocessedDataset& dataset, const std::string& id,
+                                      const std::vector<int64_t>& channel_indices,
+                                      const std::function<void(data::TrainingCase&)>& add_extras = {});
+/// The cases as a CaseSource: all in memory when `cache_mb` is 0, else read on demand through a cache of at most
+/// `cache_mb` MiB (see data/case_source.hpp).
+std::shared_ptr<const data::CaseSource> training_case_source(
+    std::shared_ptr<const data::PreprocessedDataset> dataset, const std::vector<std::string>& ids,
+    const std::vector<int64_t>& channel_indices, int64_t cache_mb,
+    std::function<void(data::TrainingCase&)> add_extras = {});
 
 /// Trains one model on one fold.
 JobResult run_train_job(const JobOptions& job);

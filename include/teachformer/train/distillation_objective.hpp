@@ -12,6 +12,12 @@ class DistillationObjective : public Objective {
  public:
   explicit DistillationObjective(std::shared_ptr<distill::DistillLoss> loss);
   models::TapRequest taps() const override { return loss_->taps(); }
+  bool needs_teacher_image() const override { return loss_->needs_teacher_input(); }
+  nlohmann::json state() const override { return loss_->state(); }
+  void load_state(const nlohmann::json& state) override { loss_->load_state(state); }
+  void set_mean_over_ranks(std::function<std::vector<double>(const std::vector<double>&)> mean) override {
+    loss_->set_mean_over_ranks(std::move(mean));
+  }
   losses::LossBreakdown compute(const models::SegOutput& output, const data::Batch& batch,
                                 const StepContext& context) override;
   nlohmann::json describe() const override { return loss_->describe(); }

@@ -1,6 +1,8 @@
 // What a training step minimises: the trainer is composed with an Objective (supervised, or distillation).
 #pragma once
+#include <functional>
 #include <memory>
+#include <vector>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -33,6 +35,14 @@ class Objective {
                                         const StepContext& context) = 0;
   /// A JSON description for config.json and the log.
   virtual nlohmann::json describe() const = 0;
+  /// State that changes during training and must survive a resume (e.g. loss-balancing scales); null if none.
+  virtual nlohmann::json state() const { return nullptr; }
+  /// Restores state().
+  virtual void load_state(const nlohmann::json& /*state*/) {}
+  /// How values measured on one rank are averaged over a data-parallel job's ranks (set by the trainer).
+  virtual void set_mean_over_ranks(std::function<std::vector<double>(const std::vector<double>&)> /*mean*/) {}
+  /// True when compute() reads data::Batch::teacher_image (live teachers see the patch before intensity changes).
+  virtual bool needs_teacher_image() const { return false; }
   /// Moves internal modules (e.g. teachers) to the training device.
   virtual void to(const c10::Device& /*device*/) {}
 };

@@ -1,5 +1,9 @@
-// The trainer: composed from a model, an Objective, in-memory cases, options and callbacks (no subclassing).
+// The trainer: composed from a model, an Objective, case sources, options and callbacks (no subclassing). It runs
+// alone or as one rank of a data-parallel job (set_process_group): then parameters start from rank 0's, every rank
+// draws its own share of each global batch, gradients are averaged in buckets that overlap the backward pass,
+// validation cases are shared out and their Dice reduced, and only rank 0 writes checkpoints and the log.
 #pragma once
+#include <chrono>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -9,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "teachformer/data/case_source.hpp"
 #include "teachformer/data/loader.hpp"
 #include "teachformer/models/seg_model.hpp"
 #include "teachformer/models/weights.hpp"
@@ -23,7 +28,7 @@ struct TrainerOptions {
   /// Epochs and optimiser steps per epoch ("5 epochs" is a config value, not a class).
   int64_t epochs = 50;
   int64_t steps_per_epoch = 100;
-  /// Samples per step.
+  /// Samples per step and process (a data-parallel job's global batch is world size x batch_size).
   int64_t batch_size = 2;
   /// Patch size [D, H, W] (empty: the model's fixed input size, else required).
   std::vector<int64_t> patch_size;
@@ -31,6 +36,10 @@ struct TrainerOptions {
   double foreground_fraction = 1.0 / 3.0;
   /// Validate every N epochs (and after the last); 0 = never.
   int64_t val_every = 5;
+  /// Early stopping: stop when the validation Dice has not improved by more than early_stop_min_delta for this
+  /// many validations in a row (0 = train all epochs). `epochs` is then the budget.
+  int64_t early_stop_patience = 0;
+  double early_stop_min_delta = 0.0;
   /// Sliding-window overlap for validation.
   double val_overlap = 0.5;
   /// Write the resume checkpoint every N epochs.
@@ -48,6 +57,12 @@ struct TrainerOptions {
   int workers = 2;
   /// "cpu", "cuda", "cuda:N" or "auto".
   std::string device = "cpu";
+  /// Arithmetic precision: "32" (float32), "bf16" or "16" (float16 with dynamic loss scaling); the last two are
+  /// CUDA autocast (matrix products and convolutions in the low precision, reductions in float32).
+  std::string precision = "32";
+  /// Cases read from disk are kept in a cache of at most this many MiB (least recently used evicted); the loader's
+  /// threads read ahead. Used by the jobs that build case sources; the trainer itself takes any CaseSource.
+  int64_t case_cache_mb = 2048;
 };
 
 TrainerOptions trainer_options_from_json(const nlohmann::json& j);
@@ -61,6 +76,8 @@ struct StepRecord {
   /// ("total", v) then every loss term.
   std::vector<std::pair<std::string, double>> losses;
   double seconds = 0;
+  /// float16 only: the step was skipped because a gradient overflowed (the loss scale was halved).
+  bool skipped = false;
 };
 
 /// One validation pass.
@@ -82,9 +99,19 @@ struct TrainSummary {
   double last_dice = -1;
   double seconds = 0;
   double seconds_per_step = 0;
+  /// float16 steps skipped for overflowing gradients.
+  int64_t skipped_steps = 0;
+  /// True when early stopping ended the run before the last epoch.
+  bool stopped_early = false;
 };
 
 class Trainer;
+}  // namespace teachformer::train
+namespace teachformer::dist {
+class ProcessGroup;
+class GradientReducer;
+}  // namespace teachformer::dist
+namespace teachformer::train {
 
 /// Hooks into the training loop. Exceptions propagate (a callback can stop training, e.g. in tests).
 class Callback {
@@ -112,18 +139,26 @@ class Trainer {
   /// `weights_metadata`: stored with checkpoint_best/final (channels, normalisation, patch, labels ...; the model
   /// key and options are filled in from the model).
   Trainer(models::SegmentationModel model, std::shared_ptr<Objective> objective,
+          std::shared_ptr<const data::CaseSource> train_cases, std::shared_ptr<const data::CaseSource> val_cases,
+          TrainerOptions options, TrainerPaths paths, models::WeightsMetadata weights_metadata = {});
+  /// The same with cases held in memory (`val_cases` may be null).
+  Trainer(models::SegmentationModel model, std::shared_ptr<Objective> objective,
           std::shared_ptr<const std::vector<data::TrainingCase>> train_cases,
           std::shared_ptr<const std::vector<data::TrainingCase>> val_cases, TrainerOptions options,
           TrainerPaths paths, models::WeightsMetadata weights_metadata = {});
   ~Trainer();
 
+  /// Makes this trainer one rank of a data-parallel job (before fit()).
+  void set_process_group(std::shared_ptr<dist::ProcessGroup> group);
+  /// True on rank 0 (or alone): the process that writes files.
+  bool is_main() const;
   void add_callback(std::shared_ptr<Callback> callback);
   /// Replaces the validation predictor (default: Gaussian sliding window with the training patch size).
   void set_case_predictor(CasePredictor predictor);
   /// Extra taps the objective needs are requested automatically. With `resume`, continues from
   /// checkpoint_latest.safetensors exactly (model, optimiser, schedule position, epoch, RNG, log).
   TrainSummary fit(bool resume = false);
-  /// Runs validation now.
+  /// Runs validation now (each rank of a job validates its share of the cases; every rank gets every case's Dice).
   ValidationResult validate(int64_t epoch);
 
   models::SegmentationModelImpl& model() { return *model_; }
@@ -133,6 +168,15 @@ class Trainer {
   int64_t step() const { return step_; }
 
  private:
+  // fit(), in its steps.
+  void begin(bool resume);
+  std::unique_ptr<data::PatchLoader> make_loader() const;
+  StepRecord train_step(data::PatchLoader& loader, int64_t epoch, int64_t total_steps, const models::TapRequest& taps);
+  void end_epoch(int64_t epoch, double epoch_loss, double& last_dice);
+  TrainSummary end(std::chrono::steady_clock::time_point t_start, double step_seconds, int64_t steps_timed,
+                   double last_dice);
+  void barrier();
+  std::vector<double> mean_over_ranks(const std::vector<double>& values);
   void save_latest(int64_t epochs_done);
   void load_latest();
   void save_weights(const std::filesystem::path& path, const nlohmann::json& extra) const;
@@ -141,8 +185,8 @@ class Trainer {
 
   models::SegmentationModel model_;
   std::shared_ptr<Objective> objective_;
-  std::shared_ptr<const std::vector<data::TrainingCase>> train_cases_;
-  std::shared_ptr<const std::vector<data::TrainingCase>> val_cases_;
+  std::shared_ptr<const data::CaseSource> train_cases_;
+  std::shared_ptr<const data::CaseSource> val_cases_;
   TrainerOptions options_;
   TrainerPaths paths_;
   models::WeightsMetadata weights_metadata_;
@@ -151,6 +195,15 @@ class Trainer {
   NamedParameters params_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   c10::Device device_;
+  std::shared_ptr<dist::ProcessGroup> group_;
+  std::unique_ptr<dist::GradientReducer> reducer_;
+  /// float16 dynamic loss scaling: current scale, successful steps since the last change, steps skipped.
+  double loss_scale_ = 65536.0;
+  int64_t scale_good_steps_ = 0;
+  int64_t skipped_steps_ = 0;
+  /// Validations since the best one (early stopping).
+  int64_t validations_since_best_ = 0;
+  bool stop_early_ = false;
   int64_t step_ = 0;
   int64_t epochs_done_ = 0;
   double best_dice_ = -1;

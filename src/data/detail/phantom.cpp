@@ -276,6 +276,7 @@ double dist(const Vec3& a, const Vec3& b) {
 
 Phantom make_petct(const SynthOptions& options, int index, const CaseName& name) {
   SynthRng rng(mix_seed(options.seed, uint64_t(index)));
+  const bool hard = options.difficulty == PhantomDifficulty::Hard;
   const Size3 n = options.resolved_size();
   const Vec3 sp{1.0, 1.0, 3.0};
   const Vec3 fov{double(n[0]) * sp[0], double(n[1]) * sp[1], double(n[2]) * sp[2]};
@@ -330,7 +331,11 @@ Phantom make_petct(const SynthOptions& options, int index, const CaseName& name)
     }
     if (in_soft_tissue(tc, max_r + 1.0)) break;
   }
-  Shape tumour = ellipsoid(tc, tr, {rng.uniform(85, 105), rng.uniform(7, 14)}, "tumour", 1);
+  // Hard: the tumour is barely denser than soft tissue and takes up about as much tracer as the glands.
+  Shape tumour = ellipsoid(tc, tr,
+                           hard ? std::vector<double>{rng.uniform(60, 80), rng.uniform(3.5, 6.0)}
+                                : std::vector<double>{rng.uniform(85, 105), rng.uniform(7, 14)},
+                           "tumour", 1);
   tumour.angle_z = rng.uniform(0, M_PI);
   tumour.bumps = random_bumps(rng, 3, 0.07);
 
@@ -339,8 +344,26 @@ Phantom make_petct(const SynthOptions& options, int index, const CaseName& name)
       const Vec3 gc = at(side * (24 * s + rng.uniform(-2, 2)), -4 * s + rng.uniform(-2, 2), rng.uniform(-0.15, 0.15) * fov[2]);
       const Vec3 gr{7 * s * rng.uniform(0.9, 1.1), 6 * s * rng.uniform(0.9, 1.1), 9 * s * rng.uniform(0.9, 1.1)};
       if (dist(gc, tc) < max_r + gr[2] + 2.0 && attempt < 19) continue;
-      shapes.push_back(ellipsoid(gc, gr, {35.0, rng.uniform(3.0, 4.5)}, "pet_only"));
+      shapes.push_back(ellipsoid(gc, gr, {35.0, hard ? rng.uniform(3.5, 6.0) : rng.uniform(3.0, 4.5)}, "pet_only"));
       break;
+    }
+  }
+  if (hard) {
+    // A PET-hot node without a CT mass right beside the tumour, and a CT mass without uptake touching it from the
+    // other side: neither channel alone outlines the tumour.
+    const double r = st * rng.uniform(4, 6);
+    for (int k = 0; k < 2; ++k) {
+      const double angle = rng.uniform(0, 2 * M_PI);
+      const double reach = max_r + r + rng.uniform(0.5, 2.0);
+      const Vec3 nc{tc[0] + (k ? -1 : 1) * reach * std::cos(angle), tc[1] + (k ? -1 : 1) * reach * std::sin(angle),
+                    tc[2] + rng.uniform(-2, 2)};
+      if (!in_soft_tissue(nc, r + 1.0)) continue;
+      Shape node = ellipsoid(nc, {r, r * rng.uniform(0.8, 1.2), r * rng.uniform(0.9, 1.2)},
+                             k == 0 ? std::vector<double>{kNaN, rng.uniform(3.5, 6.0)}
+                                    : std::vector<double>{rng.uniform(60, 80), kNaN},
+                             k == 0 ? "pet_only" : "ct_only");
+      node.bumps = random_bumps(rng, 2, 0.05);
+      shapes.push_back(node);
     }
   }
   // CT masses without uptake (enhancing benign nodes): the same CT look as the tumour, PET unchanged.
@@ -353,7 +376,8 @@ Phantom make_petct(const SynthOptions& options, int index, const CaseName& name)
       if (dist(mc, tc) < max_r + 1.3 * r + 3.0 || mc[2] - c0[2] + 1.3 * r > brain_bottom - 1.0 ||
           !in_soft_tissue(mc, 1.3 * r + 1.0))
         continue;
-      Shape mass = ellipsoid(mc, {r, r * rng.uniform(0.8, 1.2), r * rng.uniform(0.9, 1.3)}, {rng.uniform(90, 110), kNaN}, "ct_only");
+      Shape mass = ellipsoid(mc, {r, r * rng.uniform(0.8, 1.2), r * rng.uniform(0.9, 1.3)},
+                             {hard ? rng.uniform(60, 80) : rng.uniform(90, 110), kNaN}, "ct_only");
       mass.bumps = random_bumps(rng, 2, 0.05);
       shapes.push_back(mass);
       break;
@@ -383,7 +407,10 @@ Phantom make_petct(const SynthOptions& options, int index, const CaseName& name)
   for (int a = 0; a < 3; ++a) pet.geometry.origin[a] = pet_lo[a] + 0.5 * pet_sp[a];
   torch::Tensor pet_data = render(shapes, 0.0, 1, pet);
   pet_data = blur(pet_data, {2.5 / pet_sp[0], 2.5 / pet_sp[1], 2.5 / pet_sp[2]});
-  add_noise(pet_data, rng, 0.04, 0.06, 0.0, 1e6);
+  if (hard)
+    add_noise(pet_data, rng, 0.25, 0.2, 0.0, 1e6);
+  else
+    add_noise(pet_data, rng, 0.04, 0.06, 0.0, 1e6);
   p.channels = {io::Volume{ct_data, ct.geometry}, io::Volume{pet_data, pet.geometry}};
   torch::Tensor label;
   render_masks(shapes, ct, label, p.structures, {"tumour", "pet_only", "ct_only"});
@@ -394,6 +421,7 @@ Phantom make_petct(const SynthOptions& options, int index, const CaseName& name)
 
 Phantom make_mri(const SynthOptions& options, int index, const CaseName& name) {
   SynthRng rng(mix_seed(options.seed, uint64_t(index)));
+  const bool hard = options.difficulty == PhantomDifficulty::Hard;
   const Size3 n = options.resolved_size();
   const Vec3 sp{0.5, 0.5, 3.0};
   const Vec3 fov{double(n[0]) * sp[0], double(n[1]) * sp[1], double(n[2]) * sp[2]};
@@ -457,7 +485,11 @@ Phantom make_mri(const SynthOptions& options, int index, const CaseName& name) {
     const Vec3 radii{r, r * rng.uniform(0.8, 1.2), std::max(3.5, r * rng.uniform(0.9, 1.3))};
     const Vec3 lc = free_spot(rng.bernoulli(0.7), 1.25 * std::max({radii[0], radii[1], radii[2]}));
     const int isup = 2 + int(rng.below(4));
-    Shape lesion = ellipsoid(lc, radii, {rng.uniform(150, 190), rng.uniform(650, 800), rng.uniform(45, 65)}, "lesion", isup);
+    // Hard: T2W like a BPH nodule, ADC like inflammation, a faint HBV signal.
+    Shape lesion = ellipsoid(lc, radii,
+                             hard ? std::vector<double>{rng.uniform(180, 230), rng.uniform(800, 950), rng.uniform(20, 32)}
+                                  : std::vector<double>{rng.uniform(150, 190), rng.uniform(650, 800), rng.uniform(45, 65)},
+                             "lesion", isup);
     lesion.bumps = random_bumps(rng, 3, 0.08);
     lesion_shapes.push_back(lesion);
   }
@@ -469,10 +501,18 @@ Phantom make_mri(const SynthOptions& options, int index, const CaseName& name) {
     nodule.bumps = random_bumps(rng, 2, 0.05);
     shapes.push_back(nodule);
   }
-  if (rng.bernoulli(0.7)) {
+  if (rng.bernoulli(hard ? 1.0 : 0.7)) {
     const double r = sm * rng.uniform(3, 5);
     const Vec3 radii{r * 1.2, r, std::max(3.5, r)};
-    shapes.push_back(ellipsoid(free_spot(true, std::max({radii[0], radii[1], radii[2]})), radii, {kNaN, 900.0, kNaN}, "adc_only"));
+    shapes.push_back(ellipsoid(free_spot(true, std::max({radii[0], radii[1], radii[2]})), radii,
+                               {kNaN, hard ? rng.uniform(800, 950) : 900.0, kNaN}, "adc_only"));
+  }
+  if (hard) {
+    // Bright-HBV benign spots (a T2W- and ADC-normal signal that restricts diffusion a little).
+    const double r = sm * rng.uniform(2.5, 4);
+    const Vec3 radii{r, r, std::max(3.5, r)};
+    shapes.push_back(ellipsoid(free_spot(rng.bernoulli(0.5), std::max({radii[0], radii[1], radii[2]})), radii,
+                               {kNaN, kNaN, rng.uniform(20, 32)}, "hbv_only"));
   }
   for (auto& l : lesion_shapes) shapes.push_back(std::move(l));
 
@@ -492,10 +532,13 @@ Phantom make_mri(const SynthOptions& options, int index, const CaseName& name) {
   add_noise(adc, rng, 50.0, 0.0, 0.0, 4000.0);
   adc = adc.round();
   torch::Tensor hbv = render(shapes, 8.0, 2, dwi);
-  add_noise(hbv, rng, 1.0, 0.15, 0.0, 1e4);
+  if (hard)
+    add_noise(hbv, rng, 2.5, 0.3, 0.0, 1e4);
+  else
+    add_noise(hbv, rng, 1.0, 0.15, 0.0, 1e4);
   p.channels = {io::Volume{t2, t2w.geometry}, io::Volume{adc, dwi.geometry}, io::Volume{hbv, dwi.geometry}};
   torch::Tensor label;
-  render_masks(shapes, t2w, label, p.structures, {"lesion", "t2w_only", "adc_only"});
+  render_masks(shapes, t2w, label, p.structures, {"lesion", "t2w_only", "adc_only", "hbv_only"});
   p.label = io::Volume{label, t2w.geometry};
   p.lesions = int(transforms::count_components(label, 26));
   return p;

@@ -1,5 +1,8 @@
 #include "teachformer/data/sampler.hpp"
 
+#include "teachformer/core/error.hpp"
+#include "teachformer/data/case_source.hpp"
+
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -80,18 +83,81 @@ TEST(Sampler, CaseSmallerThanPatchIsPadded) {
   EXPECT_EQ(p.image.sizes(), (std::vector<int64_t>{2, 8, 8, 8}));
 }
 
-TEST(Sampler, ExtraMapsCropWithThePatchAtTheirFactor) {
+TEST(Sampler, ExtraMapsCropExactlyWhenThePatchCoversWholeMapVoxels) {
   auto c = make_case(16, 16, 16);
   c.extras["coarse"] = {torch::nn::functional::avg_pool3d(c.image.unsqueeze(0), torch::nn::functional::AvgPool3dFuncOptions(4)).squeeze(0), 4};
   PatchSamplerOptions o;
   o.patch_size = {8, 8, 8};
-  o.align = 4;
   PatchSampler s(o, no_augment());
-  for (uint64_t i = 0; i < 10; ++i) {
-    Rng rng({9, i});
-    auto p = s.sample(c, rng);
+  for (const std::vector<int64_t> start : {std::vector<int64_t>{0, 4, 8}, {8, 8, 0}, {4, 0, 4}}) {
+    auto p = s.crop(c, start);
     auto pooled = torch::nn::functional::avg_pool3d(p.image.unsqueeze(0), torch::nn::functional::AvgPool3dFuncOptions(4)).squeeze(0);
     EXPECT_TRUE(torch::allclose(p.extras["coarse"].data, pooled));
+  }
+}
+
+// A map that is linear in the coordinates is reproduced exactly by trilinear sampling, wherever the patch starts
+// and whatever it is scaled by: the map follows the patch without aligning it.
+TEST(Sampler, ExtraMapsFollowPatchesAtAnyPositionAndScale) {
+  const int64_t n = 32, f = 4;
+  TrainingCase c;
+  c.id = "coords";
+  const auto axis = torch::arange(n, torch::kFloat);
+  const auto g = torch::meshgrid({axis, axis, axis}, "ij");
+  c.image = torch::stack({g[0], g[1], g[2], torch::ones_like(g[0])});  // coordinates z, y, x, and 1 inside the case
+  // Map voxel (k, j, i) covers case voxels [k f, (k + 1) f): its centre is at case coordinate (k + 0.5) f - 0.5.
+  const auto centre = (torch::arange(n / f, torch::kFloat) + 0.5) * double(f) - 0.5;
+  const auto m = torch::meshgrid({centre, centre, centre}, "ij");
+  const auto value = [](const torch::Tensor& z, const torch::Tensor& y, const torch::Tensor& x) {
+    return 3.0 * z - 2.0 * y + 0.5 * x + 7.0;
+  };
+  c.extras["map"] = {value(m[0], m[1], m[2]).unsqueeze(0), f};
+  transforms::AugmentOptions a = no_augment();
+  a.spatial = true;
+  a.p_flip = 0;
+  a.p_rot90 = 0;
+  a.p_scale = 0.5;
+  PatchSamplerOptions o;
+  o.patch_size = {16, 16, 16};
+  o.foreground_fraction = 0;
+  PatchSampler s(o, a);
+  int unaligned = 0, checked = 0;
+  const double lo = double(f) / 2 - 0.5, hi = double(n) - double(f) / 2 - 0.5;  // first and last map centres
+  for (uint64_t i = 0; i < 40; ++i) {
+    Rng rng({21, i});
+    auto p = s.sample(c, rng);
+    // The case position under each patch-map voxel: the mean of the f^3 patch voxels it covers.
+    const auto pos = torch::nn::functional::avg_pool3d(p.image.unsqueeze(0), torch::nn::functional::AvgPool3dFuncOptions(f))
+                         .squeeze(0);
+    const auto z = pos[0], y = pos[1], x = pos[2];
+    // The patch's outer map voxels are left out: where the image itself is resampled (scaling), the resampler
+    // clamps at the edges of the cropped region, so the image is not linear there.
+    auto interior = torch::zeros_like(z, torch::kBool);
+    interior.slice(0, 1, -1).slice(1, 1, -1).slice(2, 1, -1).fill_(true);
+    const auto inside = (z >= lo) & (z <= hi) & (y >= lo) & (y <= hi) & (x >= lo) & (x <= hi) & (pos[3] > 0.999) &
+                        interior;
+    if (inside.sum().item<int64_t>() == 0) continue;
+    const auto got = p.extras.at("map").data.squeeze(0);
+    EXPECT_LT((got - value(z, y, x)).abs().masked_select(inside).max().item<double>(), 1e-3) << "sample " << i;
+    ++checked;
+    const double first = z.flatten()[0].item<double>() - lo;
+    if (std::abs(first - double(f) * std::round(first / double(f))) > 1e-3) ++unaligned;
+  }
+  EXPECT_GT(checked, 10);
+  EXPECT_GT(unaligned, 0);
+}
+
+TEST(Sampler, PatchesDoNotDependOnTheExtras) {
+  auto c = make_case(20, 20, 20);
+  auto with = c;
+  with.extras["map"] = {torch::rand({1, 5, 5, 5}), 4};
+  transforms::AugmentOptions a;  // defaults: flips, rotations, scaling, intensity
+  PatchSamplerOptions o;
+  o.patch_size = {8, 8, 8};
+  PatchSampler s(o, a);
+  for (uint64_t i = 0; i < 20; ++i) {
+    Rng r1({5, i}), r2({5, i});
+    EXPECT_TRUE(torch::equal(s.sample(c, r1).image, s.sample(with, r2).image)) << i;
   }
 }
 
@@ -131,9 +197,10 @@ TEST(Loader, BatchesAreDeterministicAndIndependentOfWorkers) {
   lo.batch_size = 3;
   lo.seed = 77;
   lo.workers = 0;
-  PatchLoader sync(cases, PatchSampler(o, a), a, lo);
+  const auto source = in_memory_cases(*cases);
+  PatchLoader sync(source, PatchSampler(o, a), a, lo);
   lo.workers = 2;
-  PatchLoader threaded(cases, PatchSampler(o, a), a, lo);
+  PatchLoader threaded(source, PatchSampler(o, a), a, lo);
   for (int64_t step : {0, 1, 2, 3, 10, 11, 5}) {
     auto x = sync.get(step);
     auto y = threaded.get(step);
@@ -143,6 +210,58 @@ TEST(Loader, BatchesAreDeterministicAndIndependentOfWorkers) {
     EXPECT_EQ(x.image.sizes(), (std::vector<int64_t>{3, 2, 8, 8, 8}));
   }
   EXPECT_FALSE(torch::equal(sync.get(20).image, sync.get(21).image));
+}
+
+// Sample b of a global batch is the same whichever loader (rank) builds it.
+TEST(Loader, ASampleOffsetBuildsTheRestOfTheGlobalBatch) {
+  const auto cases = in_memory_cases({make_case(), make_case(12, 12, 12)});
+  PatchSamplerOptions o;
+  o.patch_size = {8, 8, 8};
+  transforms::AugmentOptions a;
+  LoaderOptions whole, first, second;
+  whole.batch_size = 2;
+  first.batch_size = second.batch_size = 1;
+  second.sample_offset = 1;
+  for (auto* l : {&whole, &first, &second}) l->workers = 0;
+  PatchLoader w(cases, PatchSampler(o, a), a, whole), r0(cases, PatchSampler(o, a), a, first),
+      r1(cases, PatchSampler(o, a), a, second);
+  for (int64_t step : {0, 3, 8}) {
+    const auto b = w.build(step);
+    EXPECT_TRUE(torch::equal(b.image[0], r0.build(step).image[0]));
+    EXPECT_TRUE(torch::equal(b.image[1], r1.build(step).image[0]));
+  }
+}
+
+// Teachers see the patch before the intensity augmentations, with the same spatial ones.
+TEST(Loader, TeacherImageIsThePatchBeforeIntensityAugmentation) {
+  const auto cases = in_memory_cases({make_case()});
+  PatchSamplerOptions o;
+  o.patch_size = {8, 8, 8};
+  transforms::AugmentOptions a;
+  a.spatial = false;
+  LoaderOptions lo;
+  lo.workers = 0;
+  lo.teacher_image = true;
+  PatchLoader l(cases, PatchSampler(o, a), a, lo);
+  a.intensity = false;
+  PatchLoader plain(cases, PatchSampler(o, a), a, lo);
+  const auto b = l.build(4), p = plain.build(4);
+  ASSERT_TRUE(b.teacher_image.defined());
+  EXPECT_TRUE(torch::equal(b.teacher_image, p.image));
+  EXPECT_FALSE(torch::equal(b.image, b.teacher_image));
+}
+
+// A case that cannot be read fails the batch with its own error, in the caller's thread.
+TEST(Loader, AnErrorWhileReadingACaseReachesTheCaller) {
+  auto source = cached_cases({"a", "b"}, [](const std::string& id) -> TrainingCase {
+    TF_THROW(IoError, "cannot read case '", id, "'");
+  }, 1 << 20);
+  PatchSamplerOptions o;
+  o.patch_size = {8, 8, 8};
+  LoaderOptions lo;
+  lo.workers = 2;
+  PatchLoader l(source, PatchSampler(o, no_augment()), no_augment(), lo);
+  EXPECT_THROW(l.get(0), IoError);
 }
 
 }  // namespace

@@ -114,6 +114,41 @@ TEST(Synth, MriLesionsAndMimicsFoolOneSequenceEach) {
   EXPECT_GE(grades.size(), 2u);
 }
 
+// Hard phantoms: the tumour's CT contrast and PET uptake overlap those of the look-alikes, and look-alikes touch
+// it, so neither channel alone outlines it; PET is noisier.
+TEST(Synth, HardPetCtLookAlikesOverlapTheTumourInEachChannel) {
+  SynthOptions o = tiny_petct(DatasetFormat::Hecktor2021, 4);
+  SynthOptions easy = o;
+  o.difficulty = PhantomDifficulty::Hard;
+  double gap_ct = 0, gap_pet = 0, noise_hard = 0, noise_easy = 0;
+  for (int i = 0; i < o.cases; ++i) {
+    const Phantom p = make_phantom(o, i), e = make_phantom(easy, i);
+    const io::Volume& ct = p.channels[0];
+    const torch::Tensor pet = transforms::resample(p.channels[1], ct.grid(), transforms::Interpolation::Linear).data;
+    const auto& tumour = p.structures.at("tumour");
+    const auto pet_only = p.structures.at("pet_only").logical_and(tumour.logical_not());
+    const auto ct_only = p.structures.at("ct_only").logical_and(tumour.logical_not());
+    gap_ct += std::abs(mean_in(ct.data, tumour) - mean_in(ct.data, ct_only));
+    gap_pet += mean_in(pet, tumour) - mean_in(pet, pet_only);
+    EXPECT_TRUE(torch::equal(p.label.data[0].ne(0), tumour)) << p.id;
+    // PET noise: the spread of the PET in soft tissue (CT 0..80 HU) away from every structure.
+    const auto spread = [](const Phantom& ph) {
+      const auto& c = ph.channels[0];
+      const auto pt = transforms::resample(ph.channels[1], c.grid(), transforms::Interpolation::Nearest).data[0];
+      auto tissue = (c.data[0] > 0) & (c.data[0] < 80);
+      for (const auto& [_, m] : ph.structures) tissue = tissue & m.logical_not();
+      return pt.masked_select(tissue).std().item<double>();
+    };
+    noise_hard += spread(p);
+    noise_easy += spread(e);
+  }
+  EXPECT_LT(gap_ct / o.cases, 15.0);   // tumour and CT look-alikes within a few HU
+  EXPECT_LT(gap_pet / o.cases, 2.5);   // tumour and PET look-alikes within a few SUV
+  EXPECT_GT(noise_hard, noise_easy);
+  EXPECT_EQ(phantom_difficulty_from_string("hard"), PhantomDifficulty::Hard);
+  EXPECT_THROW(phantom_difficulty_from_string("extreme"), InvalidArgument);
+}
+
 TEST(Synth, SomePicaiPatientsHaveSeveralStudies) {
   SynthOptions o = tiny_mri(DatasetFormat::Picai, 12);
   std::map<std::string, int> studies;

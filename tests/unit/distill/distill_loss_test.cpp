@@ -1,5 +1,7 @@
 #include "teachformer/distill/distill_loss.hpp"
 
+#include <cmath>
+
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -105,6 +107,103 @@ TEST(DistillLoss, LogsEveryTermWeightAndTeacherWeight) {
                            "weight.attn_coarse", "teacher_weight.a", "teacher_weight.b"})
     EXPECT_TRUE(l.has_term(name)) << name;
   EXPECT_NEAR(l.term("teacher_weight.b").item<double>(), 0.75, 1e-6);
+}
+
+// Unlabelled samples train only from the teachers: their ground-truth term is left out.
+TEST(DistillLoss, UnlabelledSamplesHaveNoGroundTruthTerm) {
+  torch::manual_seed(6);
+  auto student = tiny_student();
+  auto teacher = std::make_shared<Teacher>("t", tiny_student(), std::vector<int64_t>{0, 1}, 1.0, "test");
+  KnowledgeGrid grid = probe_grid(*student, 32);
+  Case c;
+  c.image = torch::randn({2, 32, 32, 32});
+  c.label = (torch::rand({1, 32, 32, 32}) > 0.6).to(torch::kByte);
+  DistillBatch two;
+  two.image = torch::stack({c.image, c.image});
+  two.label = torch::stack({c.label, torch::zeros_like(c.label)});
+  two.labelled = {true, false};
+  DistillOptions o;
+  o.strategy = strategy_preset("hinton");
+  DistillLoss loss({teacher}, o, grid, false);
+  const auto out = student->forward(two.image, loss.taps());
+  const auto l = loss.compute(out, two);
+  // gt of the labelled sample alone, scaled by its share of the batch.
+  DistillBatch one = batch_of(c);
+  const auto out1 = student->forward(one.image, loss.taps());
+  const auto l1 = loss.compute(out1, one);
+  EXPECT_NEAR(l.term("gt").item<double>(), 0.5 * l1.term("gt").item<double>(), 1e-4);
+  EXPECT_GT(l.term("kd").item<double>(), 0.0);
+  two.labelled = {false, false};
+  EXPECT_EQ(loss.compute(out, two).term("gt").item<double>(), 0.0);
+}
+
+TEST(DistillLoss, TermsThatCannotBeComputedAreErrorsAtTheStart) {
+  torch::manual_seed(7);
+  auto student = tiny_student();
+  auto teacher = std::make_shared<Teacher>("t", tiny_student(), std::vector<int64_t>{0, 1}, 1.0, "test");
+  KnowledgeGrid grid = probe_grid(*student, 32);
+  DistillOptions o;
+  o.strategy = strategy_from_json({{"stages", {{{"weights", {{"gt", 1.0}, {"attn_probs", 1.0}}}}}}});
+  try {
+    DistillLoss cached({teacher}, o, grid, true);
+    FAIL() << "attention probabilities cannot come from the cache";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("attn_probs"), std::string::npos) << e.what();
+  }
+  // Live: the probabilities of teacher and student have the same token count here (same model).
+  DistillLoss live({teacher}, o, grid, false);
+  const auto probe = student->forward(torch::zeros({1, 2, 32, 32, 32}), {true, true, false, false});
+  EXPECT_NO_THROW(live.check_terms(probe, {32, 32, 32}));
+  // The fine map of a teacher tap that does not exist.
+  DistillOptions last;
+  last.strategy = strategy_preset("at");
+  last.attention.fine_tap = "decoder_last";
+  DistillLoss missing({teacher}, last, grid, false);
+  try {
+    missing.check_terms(probe, {32, 32, 32});
+    FAIL() << "the student model has no decoder_last tap";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("decoder_last"), std::string::npos) << e.what();
+  }
+}
+
+TEST(DistillLoss, DescribeListsTheActiveTermsOfEachStage) {
+  DistillOptions o;
+  o.strategy = strategy_preset("teachformer");
+  auto teacher = std::make_shared<Teacher>("t", tiny_student(), std::vector<int64_t>{0, 1}, 1.0, "test");
+  DistillLoss loss({teacher}, o, KnowledgeGrid{{2, 2, 2}, {16, 16, 16}, 2}, true);
+  const auto d = loss.describe();
+  ASSERT_EQ(d.at("stages").size(), 3u);
+  EXPECT_FALSE(d.at("stages")[0].at("active_terms").contains("kd"));
+  EXPECT_TRUE(d.at("stages")[1].at("active_terms").contains("kd"));
+  EXPECT_EQ(d.at("stages")[2].at("active_terms").at("attn_fine").at("to"), 0.0);
+}
+
+// With balancing on, each KD term's scale brings its gradient to the ground truth's at the tensor it acts on.
+TEST(DistillLoss, BalancingScalesTheTermsAndSurvivesAResume) {
+  torch::manual_seed(8);
+  auto student = tiny_student();
+  auto teacher = std::make_shared<Teacher>("t", tiny_student(), std::vector<int64_t>{0, 1}, 1.0, "test");
+  KnowledgeGrid grid = probe_grid(*student, 32);
+  Case c;
+  c.image = torch::randn({2, 32, 32, 32});
+  c.label = (torch::rand({1, 32, 32, 32}) > 0.6).to(torch::kByte);
+  DistillOptions o;
+  o.strategy = strategy_preset("multi_no_staging");
+  o.balance.enabled = true;
+  o.balance.every = 1;
+  DistillLoss loss({teacher}, o, grid, false);
+  const auto out = student->forward(batch_of(c).image, loss.taps());
+  const auto l = loss.compute(out, batch_of(c));
+  for (const char* term : {"scale.kd", "scale.attn_coarse", "scale.attn_fine"}) {
+    const double s = l.term(term).item<double>();
+    EXPECT_TRUE(std::isfinite(s) && s > 0) << term;
+    EXPECT_NE(s, 1.0) << term;
+  }
+  const auto state = loss.state();
+  DistillLoss resumed({teacher}, o, grid, false);
+  resumed.load_state(state);
+  EXPECT_EQ(resumed.state(), state);
 }
 
 }  // namespace

@@ -136,5 +136,51 @@ TEST(TeacherWeights, BadConfigurationIsRejected) {
   EXPECT_THROW(parse_aggregation("median"), ConfigError);
 }
 
+// Per voxel, the teacher that is right about the label dominates the KD target.
+TEST(TeacherWeights, VoxelAggregationFollowsTheTeacherThatIsRightAtEachVoxel) {
+  // Two voxels, label 1 then 0; teacher a is right at voxel 0, teacher b at voxel 1.
+  const auto label = torch::tensor({1, 0}, torch::kLong).view({1, 1, 1, 1, 2});
+  // probs [B, K, ...]: class 0 row then class 1 row.
+  const auto pa = torch::tensor({{0.1f, 0.1f}, {0.9f, 0.9f}}).view({1, 2, 1, 1, 2});  // says 1 everywhere
+  const auto pb = torch::tensor({{0.9f, 0.9f}, {0.1f, 0.1f}}).view({1, 2, 1, 1, 2});  // says 0 everywhere
+  const auto w = teacher_weights({pa, pb}, label, Aggregation::Voxel, {1.0, 1.0}, 0.25);
+  ASSERT_EQ(w.size(), 2u);
+  EXPECT_GT(w[0].flatten()[0].item<double>(), 0.99);  // voxel 0 (label 1): a
+  EXPECT_LT(w[0].flatten()[1].item<double>(), 0.01);  // voxel 1 (label 0): b
+  EXPECT_TRUE(torch::allclose(w[0] + w[1], torch::ones_like(w[0])));
+}
+
+TEST(TeacherWeights, DiceWeightsPreferTheTeacherThatFindsTheLesionInEachSample) {
+  // Two samples of 4 voxels; the lesion is voxel 0. Teacher a finds it in sample 0 only, b in sample 1 only.
+  auto label = torch::zeros({2, 1, 1, 1, 4}, torch::kLong);
+  label.index_put_({torch::indexing::Slice(), 0, 0, 0, 0}, 1);
+  auto pa = torch::zeros({2, 2, 1, 1, 4});
+  auto pb = torch::zeros({2, 2, 1, 1, 4});
+  pa.index_put_({torch::indexing::Slice(), 0}, 1.0);
+  pb.index_put_({torch::indexing::Slice(), 0}, 1.0);
+  pa.index_put_({0, 1, 0, 0, 0}, 1.0);
+  pa.index_put_({0, 0, 0, 0, 0}, 0.0);
+  pb.index_put_({1, 1, 0, 0, 0}, 1.0);
+  pb.index_put_({1, 0, 0, 0, 0}, 0.0);
+  const auto da = sample_dice(pa, label), db = sample_dice(pb, label);
+  EXPECT_NEAR(da[0].item<double>(), 1.0, 1e-6);
+  EXPECT_NEAR(da[1].item<double>(), 0.0, 1e-6);
+  const auto w = dice_weights({pa, pb}, label, {1.0, 1.0}, 0.1);
+  EXPECT_GT(w[0][0].item<double>(), 0.99);
+  EXPECT_LT(w[0][1].item<double>(), 0.01);
+  EXPECT_NEAR((w[0] + w[1]).sum().item<double>(), 2.0, 1e-6);
+  EXPECT_THROW(dice_weights({pa}, label, {1.0}, 0.0), InvalidArgument);
+}
+
+TEST(AttentionMapOptions, FineTapIsOneOfTheTwoDecoderStages) {
+  EXPECT_EQ(attention_map_options_from_json({}).fine_tap, "decoder_fine");
+  EXPECT_EQ(attention_map_options_from_json({{"fine_tap", "decoder_last"}}).fine_tap, "decoder_last");
+  EXPECT_THROW(attention_map_options_from_json({{"fine_tap", "decoder_first"}}), ConfigError);
+  const auto s = torch::rand({3, 1, 2, 2, 2}), t = torch::rand({3, 1, 4, 4, 4});
+  const AttentionMapOptions o;
+  EXPECT_NEAR(attention_map_loss(s, t, o).item<double>(), attention_map_loss_per_sample(s, t, o).mean().item<double>(),
+              1e-7);
+}
+
 }  // namespace
 }  // namespace teachformer::distill

@@ -11,8 +11,8 @@ TEST(Strategy, TeachFormerStagesSplitTheRunAndRampTheAttentionDown) {
   const Strategy s = strategy_preset("teachformer");
   EXPECT_EQ(s.boundaries(10), (std::vector<int64_t>{0, 2, 7, 10}));
   const int64_t spe = 4;
-  auto w = s.weights_at(0, 10, spe);  // align stage
-  EXPECT_DOUBLE_EQ(w[kTermGt], 0.1);
+  auto w = s.weights_at(0, 10, spe);  // align stage: the labels keep their full weight
+  EXPECT_DOUBLE_EQ(w[kTermGt], 1.0);
   EXPECT_DOUBLE_EQ(w[kTermKd], 0.0);
   EXPECT_DOUBLE_EQ(w[kTermAttnCoarse], 1.0);
   w = s.weights_at(5 * spe, 10, spe);  // joint

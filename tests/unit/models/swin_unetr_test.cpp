@@ -124,7 +124,9 @@ TEST(SwinUNETR, TapsHaveTheDocumentedShapesAndAttentionRowsSumToOne) {
   const auto out = model->forward(torch::randn({1, 2, 64, 32, 96}), request);
   EXPECT_EQ(out.logits.sizes(), torch::IntArrayRef({1, 3, 64, 32, 96}));
   EXPECT_EQ(out.taps.at(tfm::kEncoderCoarse).sizes(), torch::IntArrayRef({1, 192, 2, 1, 3}));
-  EXPECT_EQ(out.taps.at(tfm::kDecoderFine).sizes(), torch::IntArrayRef({1, 12, 64, 32, 96}));
+  // D_{n-1}: decoder2's output at 1/2; the last stage (decoder1) at full resolution.
+  EXPECT_EQ(out.taps.at(tfm::kDecoderFine).sizes(), torch::IntArrayRef({1, 12, 32, 16, 48}));
+  EXPECT_EQ(out.taps.at(tfm::kDecoderLast).sizes(), torch::IntArrayRef({1, 12, 64, 32, 96}));
   for (int i = 0; i < 5; ++i) {
     const int64_t s = int64_t(2) << i;
     EXPECT_EQ(out.taps.at("swin_hidden_" + std::to_string(i)).sizes(),

@@ -157,7 +157,9 @@ TEST(UNETR, TapsHaveTheDocumentedShapesAndAttentionRowsSumToOne) {
   EXPECT_EQ(out.logits.sizes(), torch::IntArrayRef({2, 3, 32, 16, 48}));
   EXPECT_TRUE(out.deep_supervision.empty());
   EXPECT_EQ(out.taps.at(tfm::kEncoderCoarse).sizes(), torch::IntArrayRef({2, 24, 2, 1, 3}));
-  EXPECT_EQ(out.taps.at(tfm::kDecoderFine).sizes(), torch::IntArrayRef({2, 4, 32, 16, 48}));
+  // D_{n-1}: decoder3's output at 1/2 (2 feature_size channels); the last stage, decoder2, at full resolution.
+  EXPECT_EQ(out.taps.at(tfm::kDecoderFine).sizes(), torch::IntArrayRef({2, 8, 16, 8, 24}));
+  EXPECT_EQ(out.taps.at(tfm::kDecoderLast).sizes(), torch::IntArrayRef({2, 4, 32, 16, 48}));
   for (int i = 0; i < 12; ++i) {
     const auto& att = out.taps.at("attention." + std::to_string(i));
     EXPECT_EQ(att.sizes(), torch::IntArrayRef({2, 4, 6, 6}));
@@ -166,7 +168,8 @@ TEST(UNETR, TapsHaveTheDocumentedShapesAndAttentionRowsSumToOne) {
   }
   // Only the features by default.
   const auto plain = model->forward(torch::randn({1, 2, 32, 16, 48}));
-  EXPECT_EQ(plain.taps.names(), (std::vector<std::string>{tfm::kEncoderCoarse, tfm::kDecoderFine}));
+  EXPECT_EQ(plain.taps.names(),
+            (std::vector<std::string>{tfm::kEncoderCoarse, tfm::kDecoderFine, tfm::kDecoderLast}));
 }
 
 TEST(UNETR, SaveAttnRecordsAttentionWithoutARequest) {

@@ -79,5 +79,36 @@ TEST(TeacherCacheBuilder, CachedTeacherEqualsLiveTeacherOnTheSamePatch) {
   EXPECT_GT(a.term("kd").item<double>(), 0.0);
 }
 
+// A PET-only teacher: its cache reads PET out of the dataset's channels (index 1 of CT, PET), and matches it
+// live whether the student sees CT and PET or PET alone.
+TEST(TeacherCacheBuilder, ChannelSubsetTeacherEqualsLiveForFullAndSubsetStudents) {
+  torch::manual_seed(11);
+  auto pet_model = tiny_student(1);
+  const int64_t size = 32;
+  const auto image = torch::randn({2, size, size, size});  // the dataset's CT, PET
+  const Teacher for_cache("pet", pet_model, {1}, 1.0, "test", {"PET"});
+  CacheSettings s;
+  s.coarse_factor = 16;
+  s.fine_factor = 2;
+  s.roi = {size, size, size};
+  const CachedCase cc = compute_cached_case(image, for_cache, s);
+  KnowledgeGrid grid{{size / 16, size / 16, size / 16}, {size / 2, size / 2, size / 2}, 2};
+  // A student on CT and PET: the teacher reads channel 1 of its input.
+  const Teacher live_full("pet", pet_model, {1}, 1.0, "test", {"PET"});
+  const auto full = live_full.run(image.unsqueeze(0), grid, true, false);
+  // A PET-only student: channel 0 of its input.
+  const Teacher live_pet("pet", pet_model, {0}, 1.0, "test", {"PET"});
+  const auto pet = live_pet.run(image.narrow(0, 1, 1).unsqueeze(0), grid, true, false);
+  for (const auto* k : {&full, &pet}) {
+    EXPECT_TRUE(torch::allclose(k->probs.squeeze(0), cc.probs.to(torch::kFloat), 2e-3, 2e-3));
+    EXPECT_TRUE(torch::allclose(k->coarse.squeeze(0), cc.coarse, 1e-4, 1e-5));
+    EXPECT_TRUE(torch::allclose(k->fine.squeeze(0), cc.fine, 1e-4, 1e-5));
+  }
+  // Reading CT instead (the mistake of indexing the dataset with the student's channel positions) differs.
+  const Teacher wrong("pet", pet_model, {0}, 1.0, "test", {"PET"});
+  EXPECT_FALSE(torch::allclose(compute_cached_case(image, wrong, s).probs.to(torch::kFloat), cc.probs.to(torch::kFloat),
+                               2e-3, 2e-3));
+}
+
 }  // namespace
 }  // namespace teachformer::pipeline

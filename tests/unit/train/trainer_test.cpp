@@ -161,6 +161,38 @@ struct NanObjective : Objective {
   nlohmann::json describe() const override { return {{"type", "nan"}}; }
 };
 
+TEST(Trainer, EarlyStoppingEndsTheRunWhenValidationStopsImproving) {
+  test::TempDir dir;
+  torch::manual_seed(0);
+  auto options = tiny_options(10);
+  options.early_stop_patience = 2;
+  options.early_stop_min_delta = 1.0;  // no validation can improve by a whole Dice point: stop after 1 + 2
+  Trainer t(tiny_model(), std::make_shared<SupervisedObjective>(), blob_cases(2, 1), blob_cases(1, 9), options,
+            {dir.path()}, channels_ct_pet());
+  const TrainSummary s = t.fit();
+  EXPECT_TRUE(s.stopped_early);
+  EXPECT_EQ(s.epochs_run, 3);
+  EXPECT_EQ(s.steps_run, 9);
+  const auto log = read_log(dir / "log.jsonl");
+  EXPECT_EQ(log.back()["type"], "end");
+  EXPECT_EQ(log.back()["stopped_early"], true);
+  // Resuming a stopped run does not train on.
+  Trainer again(tiny_model(), std::make_shared<SupervisedObjective>(), blob_cases(2, 1), blob_cases(1, 9), options,
+                {dir.path()}, channels_ct_pet());
+  EXPECT_EQ(again.fit(true).steps_run, 9);
+}
+
+TEST(Trainer, LowPrecisionNeedsACudaDevice) {
+  auto options = tiny_options(1);
+  options.precision = "bf16";
+  try {
+    Trainer t(tiny_model(), std::make_shared<SupervisedObjective>(), blob_cases(1, 1), nullptr, options, {"/tmp/x"});
+    FAIL() << "bf16 autocast on a CPU must be refused";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("--device cuda"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Trainer, NanLossStopsTheRunNamingTheStep) {
   test::TempDir dir;
   Trainer t(tiny_model(), std::make_shared<NanObjective>(), blob_cases(2, 3), nullptr, tiny_options(2), {dir.path()}, {});
