@@ -1,5 +1,7 @@
 #include "teachformer/core/strings.hpp"
 
+#include "teachformer/core/error.hpp"
+
 #include <cmath>
 #include <cstdio>
 
@@ -27,6 +29,32 @@ std::string nearest_name(const std::string& query, const std::vector<std::string
     if (d < best) best = d, nearest = c;
   }
   return nearest;
+}
+
+std::vector<std::string> split_csv_line(const std::string& line) {
+  std::vector<std::string> fields(1);
+  bool quoted = false;
+  for (size_t i = 0; i < line.size(); ++i) {
+    const char c = line[i];
+    if (quoted) {
+      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
+        fields.back() += '"';
+        ++i;
+      } else if (c == '"') {
+        quoted = false;
+      } else {
+        fields.back() += c;
+      }
+    } else if (c == '"') {
+      quoted = true;
+    } else if (c == ',') {
+      fields.emplace_back();
+    } else {
+      fields.back() += c;
+    }
+  }
+  TF_CHECK(!quoted, InvalidArgument, "CSV line with an unterminated quote: ", line);
+  return fields;
 }
 
 std::string format_fixed(double value, int precision) {

@@ -24,11 +24,6 @@ namespace {
 
 using IOComponent = itk::IOComponentEnum;
 
-const std::vector<std::string>& extensions() {
-  static const std::vector<std::string> exts{".nii.gz", ".nii", ".mha", ".mhd", ".nrrd", ".nhdr"};
-  return exts;
-}
-
 void quiet_itk() {
   static std::once_flag once;
   std::call_once(once, [] { itk::OutputWindow::SetGlobalWarningDisplay(false); });
@@ -38,7 +33,7 @@ itk::ImageIOBase::Pointer make_io(const fs::path& path) {
   quiet_itk();
   const std::string ext = image_extension(path);
   TF_CHECK(!ext.empty(), IoError, "'", path.string(), "': unsupported image extension; expected one of ",
-           extensions());
+           supported_image_extensions());
   if (ext == ".nii" || ext == ".nii.gz") return itk::NiftiImageIO::New().GetPointer();
   if (ext == ".mha" || ext == ".mhd") return itk::MetaImageIO::New().GetPointer();
   return itk::NrrdImageIO::New().GetPointer();
@@ -305,32 +300,6 @@ void write_impl(const fs::path& path, const Volume& volume, PixelType type) {
 }
 
 }  // namespace
-
-std::string to_string(PixelType type) {
-  switch (type) {
-    case PixelType::UInt8: return "uint8";
-    case PixelType::Int8: return "int8";
-    case PixelType::UInt16: return "uint16";
-    case PixelType::Int16: return "int16";
-    case PixelType::UInt32: return "uint32";
-    case PixelType::Int32: return "int32";
-    case PixelType::UInt64: return "uint64";
-    case PixelType::Int64: return "int64";
-    case PixelType::Float32: return "float32";
-    case PixelType::Float64: return "float64";
-  }
-  return "unknown";
-}
-
-std::string image_extension(const fs::path& path) {
-  for (const auto& ext : extensions())
-    if (has_suffix(path, ext)) return ext;
-  return {};
-}
-
-bool is_image_file(const fs::path& path) { return !image_extension(path).empty(); }
-
-std::vector<std::string> supported_image_extensions() { return extensions(); }
 
 std::string itk_version() { return itk::Version::GetITKVersion(); }
 

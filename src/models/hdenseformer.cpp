@@ -107,7 +107,7 @@ torch::Tensor conv_transpose3d_k3s2(const torch::Tensor& x, const torch::Tensor&
 
 torch::Tensor instance_norm_relu(torch::Tensor x, const torch::Tensor& weight, const torch::Tensor& bias,
                                  double eps) {
-  if (torch::GradMode::is_enabled()) {
+  if (!detail::use_fast_kernels(x)) {
     return torch::relu(torch::instance_norm(x, weight, bias, {}, {}, /*use_input_stats=*/true, 0.0, eps,
                                             /*cudnn_enabled=*/false));
   }
@@ -118,12 +118,13 @@ torch::Tensor instance_norm_relu(torch::Tensor x, const torch::Tensor& weight, c
 
 namespace {
 
-bool fast_path() { return !torch::GradMode::is_enabled(); }
+// The hand-written CPU kernels for float32 CPU tensors without grad; LibTorch operators elsewhere.
+bool fast_path(const torch::Tensor& x) { return detail::use_fast_kernels(x); }
 
-torch::Tensor max_pool(const torch::Tensor& x) { return fast_path() ? detail::max_pool2(x) : torch::max_pool3d(x, 2, 2); }
+torch::Tensor max_pool(const torch::Tensor& x) { return fast_path(x) ? detail::max_pool2(x) : torch::max_pool3d(x, 2, 2); }
 
 torch::Tensor upsample2(const torch::Tensor& x) {
-  if (fast_path()) return detail::upsample_trilinear2(x);
+  if (fast_path(x)) return detail::upsample_trilinear2(x);
   return torch::upsample_trilinear3d(x, c10::nullopt, /*align_corners=*/false, std::vector<double>{2.0, 2.0, 2.0});
 }
 
@@ -378,7 +379,7 @@ namespace {
 // Decoder stage input [upconv(x), skip] along channels. Without grad mode the transposed convolution writes straight
 // into the concatenation buffer, so neither the upsampled tensor nor a second copy of the pair is ever allocated.
 torch::Tensor up_and_concat(torch::nn::ConvTranspose3dImpl& upconv, const torch::Tensor& x, torch::Tensor& skip) {
-  if (!fast_path()) return torch::cat({conv_transpose3d_k3s2(x, upconv.weight, upconv.bias), skip}, 1);
+  if (!fast_path(x)) return torch::cat({conv_transpose3d_k3s2(x, upconv.weight, upconv.bias), skip}, 1);
   const int64_t up = upconv.weight.size(1);
   torch::Tensor buffer = torch::empty({x.size(0), up + skip.size(1), 2 * x.size(2), 2 * x.size(3), 2 * x.size(4)},
                                       x.options());
@@ -389,7 +390,9 @@ torch::Tensor up_and_concat(torch::nn::ConvTranspose3dImpl& upconv, const torch:
 }
 
 // a + b, in place on `a` without grad mode.
-torch::Tensor add_fused(torch::Tensor a, const torch::Tensor& b) { return fast_path() ? a.add_(b) : a + b; }
+torch::Tensor add_fused(torch::Tensor a, const torch::Tensor& b) {
+  return torch::GradMode::is_enabled() ? a + b : a.add_(b);
+}
 
 }  // namespace
 
@@ -400,7 +403,7 @@ SegOutput HDenseFormerImpl::forward(const torch::Tensor& input, const TapRequest
            input.sizes().slice(2).vec(), " must equal option image_size ", options_.image_size(),
            " (the position embedding is built for that size; use a sliding window for other sizes)");
   check_input(input);
-  const bool fast = fast_path();
+  const bool fast = !torch::GradMode::is_enabled();  // in-place updates below: snapshot what the taps keep
   const bool keep = request.intermediates;
   SegOutput out;
   Taps& taps = out.taps;

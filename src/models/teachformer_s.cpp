@@ -128,8 +128,7 @@ namespace {
 // decoder's skip addition without a separate sum pass over the widest feature map.
 torch::Tensor detail_interleave(const torch::Tensor& y, int64_t b, int64_t c, int64_t d, int64_t h, int64_t w,
                                 torch::Tensor onto = {}) {
-  const bool fast = !torch::GradMode::is_enabled() && y.scalar_type() == torch::kFloat32;
-  if (!fast) {
+  if (!detail::use_fast_kernels(y)) {
     torch::Tensor out =
         y.reshape({b, c, 2, 2, 2, d, h, w}).permute({0, 1, 5, 2, 6, 3, 7, 4}).reshape({b, c, 2 * d, 2 * h, 2 * w});
     return onto.defined() ? out + onto : out;
@@ -167,10 +166,11 @@ torch::Tensor conv_transpose3d_k2s2(const torch::Tensor& x, const torch::Tensor&
 
 namespace {
 
-bool fast_path() { return !torch::GradMode::is_enabled(); }
+// In place where nothing records the graph (any device).
+bool in_place() { return !torch::GradMode::is_enabled(); }
 
 torch::Tensor leaky(torch::Tensor x, double slope) {
-  if (fast_path()) return slope == 0.0 ? x.relu_() : torch::leaky_relu_(x, slope);
+  if (in_place()) return slope == 0.0 ? x.relu_() : torch::leaky_relu_(x, slope);
   return slope == 0.0 ? torch::relu(x) : torch::leaky_relu(x, slope);
 }
 
@@ -284,7 +284,7 @@ void ConvNormActImpl::reset() {
 torch::Tensor ConvNormActImpl::normalize(torch::Tensor y, bool activate) {
   const double slope = options_.negative_slope();
   if (instance_norm) {
-    if (fast_path()) {
+    if (detail::use_fast_kernels(y)) {
       if (!y.is_contiguous()) y = y.contiguous();
       detail::instance_norm_act_(y, instance_norm->weight, instance_norm->bias, options_.norm_eps(), activate, slope);
       return y;
@@ -303,7 +303,7 @@ torch::Tensor ConvNormActImpl::forward(const torch::Tensor& x) {
 
 torch::Tensor ConvNormActImpl::forward_residual(const torch::Tensor& x) {
   torch::Tensor y = normalize(detail::conv3d(*conv, x), /*activate=*/false);
-  y = fast_path() ? y.add_(x) : y + x;
+  y = in_place() ? y.add_(x) : y + x;
   return leaky(y, options_.negative_slope());
 }
 
@@ -334,7 +334,7 @@ torch::Tensor TransformerBlockImpl::forward(const torch::Tensor& x, torch::Tenso
   torch::Tensor m = nn::linear(*fc2, torch::dropout(torch::gelu(nn::linear(*fc1, norm2->forward(y))), dropout_,
                                                      is_training()));
   m = torch::dropout(m, dropout_, is_training());
-  return fast_path() ? m.add_(y) : y + m;
+  return in_place() ? m.add_(y) : y + m;
 }
 
 }  // namespace teachformer_s
@@ -398,7 +398,8 @@ SegOutput TeachFormerSImpl::forward(const torch::Tensor& input, const TapRequest
   check_input(input);
   using teachformer_s::ConvNormAct;
   using teachformer_s::ConvNormActImpl;
-  const bool fast = fast_path();
+  // The fused CPU kernels for a float32 CPU input without grad; LibTorch operators elsewhere (CUDA, autocast).
+  const bool fast = detail::use_fast_kernels(input);
   const bool keep = request.intermediates;
   const int64_t stages = int64_t(options_.channels().size());
   SegOutput out;

@@ -29,6 +29,7 @@
 #include "teachformer/pipeline/job_runner.hpp"
 #include "teachformer/pipeline/jobs.hpp"
 #include "teachformer/pipeline/stage_record.hpp"
+#include "teachformer/report/report.hpp"
 #include "teachformer/train/presets.hpp"
 
 namespace teachformer::pipeline {
@@ -747,6 +748,7 @@ ExperimentResult run_experiment(const ExperimentOptions& o) {
   write_file_atomic(o.dir / "results.md", result.markdown);
   write_file_atomic(o.dir / "results.csv", result.csv);
   write_json(o.dir / "results.json", result.json);
+  result.report = report::write_experiment_report(o.dir);
   return result;
 }
 

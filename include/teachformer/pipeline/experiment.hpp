@@ -129,6 +129,8 @@ struct ExperimentResult {
   std::string csv;
   nlohmann::json json;
   double seconds = 0;
+  /// <dir>/report/index.html (absent when the report's web assets are not installed).
+  std::optional<std::filesystem::path> report;
 };
 
 /// The presets' names.

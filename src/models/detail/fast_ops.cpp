@@ -1,4 +1,9 @@
 #include "models/detail/fast_ops.hpp"
+#include "teachformer/models/kernels.hpp"
+
+#include <atomic>
+#include <cstdlib>
+#include <string>
 
 #include <algorithm>
 #include <array>
@@ -62,6 +67,14 @@ double row_sum_sq_dev(const float* p, int64_t n, float mean) {
 
 inline float nan_max(float a, float b) { return (b > a || std::isnan(b)) ? b : a; }
 
+std::atomic<bool>& fast_switch() {
+  static std::atomic<bool> on{[] {
+    const char* v = std::getenv("TF_NO_FAST_KERNELS");
+    return !(v && *v && std::string(v) != "0");
+  }()};
+  return on;
+}
+
 void require_float5d(const torch::Tensor& x, const char* what) {
   TF_CHECK(x.dim() == 5 && x.scalar_type() == torch::kFloat32 && x.device().is_cpu(), InvalidArgument, what,
            ": expected a float32 CPU tensor [B, C, D, H, W], got ", x.sizes().vec(), " ", x.dtype());
@@ -90,6 +103,11 @@ LerpTable lerp_table(int64_t in) {
 }
 
 }  // namespace
+
+bool use_fast_kernels(const torch::Tensor& x) {
+  return fast_switch().load() && !torch::GradMode::is_enabled() && x.defined() && x.device().is_cpu() &&
+         x.scalar_type() == torch::kFloat32;
+}
 
 void instance_norm_act_(torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias, double eps,
                         bool activate, double negative_slope) {
@@ -222,8 +240,7 @@ torch::Tensor raw_conv3d(const torch::Tensor& x, const torch::Tensor& weight, co
   const bool patchify = weight.dim() == 5 && weight.size(2) == 2 && weight.size(3) == 2 && weight.size(4) == 2 &&
                         std::all_of(stride.begin(), stride.end(), [](int64_t s) { return s == 2; }) &&
                         std::all_of(padding.begin(), padding.end(), [](int64_t p) { return p == 0; });
-  if (patchify && !torch::GradMode::is_enabled() && x.dim() == 5 && x.size(1) == weight.size(1) &&
-      x.scalar_type() == torch::kFloat32 && x.size(2) % 2 == 0 && x.size(3) % 2 == 0 && x.size(4) % 2 == 0) {
+  if (patchify && use_fast_kernels(x) && x.dim() == 5 && x.size(1) == weight.size(1) && x.size(2) % 2 == 0 && x.size(3) % 2 == 0 && x.size(4) % 2 == 0) {
     const torch::Tensor xin = x.contiguous();
     const int64_t b = x.size(0), in = x.size(1), out = weight.size(0);
     const int64_t d = x.size(2) / 2, h = x.size(3) / 2, w = x.size(4) / 2;
@@ -246,8 +263,7 @@ torch::Tensor raw_conv3d(const torch::Tensor& x, const torch::Tensor& weight, co
                                      : torch::matmul(w, xf);
     return y.view({b, out, x.size(2), x.size(3), x.size(4)});
   }
-  if (!torch::GradMode::is_enabled() && x.device().is_cpu() && x.scalar_type() == torch::kFloat32 &&
-      weight.scalar_type() == torch::kFloat32 && x.dim() == 5) {
+  if (use_fast_kernels(x) && weight.scalar_type() == torch::kFloat32 && x.dim() == 5) {
     return at::mkldnn_convolution(x.contiguous(), weight.contiguous(),
                                   bias.defined() ? c10::optional<torch::Tensor>(bias) : c10::nullopt, padding, stride,
                                   /*dilation=*/{1, 1, 1}, /*groups=*/1);
@@ -341,7 +357,7 @@ void conv_transpose3d_k3s2_into(torch::Tensor out, const torch::Tensor& x, const
   const torch::Tensor xin = x.contiguous();
   std::array<torch::Tensor, 2> tap_index;
   for (int p = 0; p < 2; ++p) tap_index[p] = torch::tensor(kTaps[p], torch::kLong);
-  const bool fast = !torch::GradMode::is_enabled() && out.scalar_type() == torch::kFloat32 && out.stride(4) == 1;
+  const bool fast = use_fast_kernels(out) && use_fast_kernels(x) && out.stride(4) == 1;
   for (int pd = 0; pd < 2; ++pd)
     for (int ph = 0; ph < 2; ++ph)
       for (int pw = 0; pw < 2; ++pw) {
@@ -362,3 +378,8 @@ void conv_transpose3d_k3s2_into(torch::Tensor out, const torch::Tensor& x, const
 }
 
 }  // namespace teachformer::models::detail
+
+namespace teachformer::models {
+void set_fast_kernels(bool enabled) { detail::fast_switch().store(enabled); }
+bool fast_kernels_enabled() { return detail::fast_switch().load(); }
+}  // namespace teachformer::models

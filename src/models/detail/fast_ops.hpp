@@ -9,6 +9,12 @@
 
 namespace teachformer::models::detail {
 
+/// True when the hand-written CPU kernels below may run on `x`: no grad mode, a float32 CPU tensor, and the kernels
+/// not switched off. Elsewhere (CUDA tensors, other dtypes such as an autocast bfloat16, grad mode) the models use
+/// the equivalent LibTorch operators.
+bool use_fast_kernels(const torch::Tensor& x);
+/// (models/kernels.hpp switches them on and off.)
+
 /// In place: x = act((x - mean) * rsqrt(var + eps) * weight + bias) with mean/var (biased) over D, H, W of each
 /// (sample, channel); act = leaky ReLU with `negative_slope` (0 = ReLU) when `activate`, else identity.
 /// x [B, C, D, H, W] contiguous float32; weight/bias [C] or undefined (no affine).
