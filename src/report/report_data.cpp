@@ -29,6 +29,8 @@ struct ColumnInfo {
 const std::vector<ColumnInfo>& known_columns() {
   static const std::vector<ColumnInfo> cols{
       {"model", "model", -1, false},          {"role", "role", -1, false},
+      {"terms", "learns from", -1, false},    {"seeds", "seeds", -1, false},
+      {"val_dice", "val Dice", 3, false},
       {"parameters", "parameters", 0, false}, {"gflops", "GFLOPs @patch", 2, false},
       {"seconds_per_case", "CPU s/case", 2, false}, {"peak_rss_mib", "peak RSS MiB", 0, false},
       {"train_seconds", "train s", 0, false}, {"dice", "Dice (mean)", 3, false},
@@ -104,7 +106,11 @@ Json experiment_table(const ExperimentFolder& f) {
     if (c.optional) optional.insert(c.key);
   }
   std::vector<size_t> shown;
+  // Shown inside other cells: the seeds' sd beside the mean Dice, the paired comparison in its own column.
+  const std::set<std::string> folded = {"dice_sd", "vs_alone_diff", "vs_alone_ci_low", "vs_alone_ci_high",
+                                        "vs_alone_wilcoxon_p", "vs_alone_cases"};
   for (size_t i = 0; i < h.size(); ++i) {
+    if (folded.count(h[i])) continue;
     if (optional.count(h[i])) {
       bool any = false;
       for (const auto& row : f.csv_rows) any = any || (!row[i].empty() && std::strtod(row[i].c_str(), nullptr) != 0.0);

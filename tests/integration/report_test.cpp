@@ -99,6 +99,8 @@ void table_numbers_equal_results_csv(const Json& v, const fs::path& results_csv)
       const size_t dot = text.find('.');
       const int digits = dot == std::string::npos ? 0 : int(text.size() - dot - 1);
       EXPECT_LE(std::abs(shown - std::stod(expected)), 0.5 * std::pow(10.0, -digits) + 1e-12) << model << " " << key << ": " << text;
+    } else if (expected.empty()) {
+      EXPECT_EQ(text, "\u2013") << model << " " << key << ": an empty cell shows a dash";
     } else {
       EXPECT_EQ(text, expected) << model << " " << key;
     }
@@ -129,14 +131,14 @@ void png_writes_the_plots_and_one_overlay_slice_per_case(const fs::path& exp, co
 
 void model_folder_and_predictions_folder_reports(const fs::path& exp, const fs::path& root) {
   // A distilled model folder: its curves, its teachers', its validation cases' attention maps.
-  const fs::path model = exp / "models" / "student_teachformer";
+  const fs::path model = exp / "seed_0" / "models" / "student_teachformer";
   auto r = run_cli("-q report " + q(model));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const std::string data = read_file(model / "report" / "data" / "report.js");
   for (const char* s : {"\"kind\":\"model folder\"", "\"panel\":\"weight\"", "\"attention\":{\"background\"", "\"name\":\"unetr\""})
     EXPECT_NE(data.find(s), std::string::npos) << s;
   // A predictions folder with its references.
-  r = run_cli("-q report " + q(exp / "predictions" / "student_hinton") + " --ref " + q(exp / "eval" / "labels") + " -o " +
+  r = run_cli("-q report " + q(exp / "seed_0" / "predictions" / "student_hinton") + " --ref " + q(exp / "eval" / "labels") + " -o " +
               q(root / "pred-report"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(read_file(root / "pred-report" / "data" / "report.js").find("\"kind\":\"predictions\""), std::string::npos);

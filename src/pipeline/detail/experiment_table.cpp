@@ -153,16 +153,22 @@ ExperimentResult build_table(const TableInput& in) {
   csv << "model,role,terms,seeds,parameters,gflops,seconds_per_case,peak_rss_mib,train_seconds,val_dice,dice,dice_sd,"
          "hd95,hd95_undefined,auroc,ap,picai_score,vs_alone_diff,vs_alone_ci_low,vs_alone_ci_high,vs_alone_wilcoxon_p,"
          "vs_alone_cases\n";
+  // A value that is not defined (AUROC outside PI-CAI, a difference without the lone student) is an empty cell.
+  const auto c = [](double v) {
+    std::ostringstream os;
+    if (std::isfinite(v)) os << v;
+    return os.str();
+  };
   for (const auto& r : out.rows) {
     std::string seeds;
     for (size_t i = 0; i < r.seeds.size(); ++i) seeds += (i ? " " : "") + std::to_string(r.seeds[i]);
-    csv << r.name << ',' << r.role << ",\"" << r.terms << "\"," << seeds << ',' << r.parameters << ',' << r.gflops << ','
-        << r.seconds_per_case << ',' << r.peak_rss_mib << ',' << r.train_seconds << ',' << r.val_dice << ',' << r.dice
-        << ',' << r.dice_sd << ',' << r.hd95 << ',' << r.hd95_undefined << ',' << r.auroc << ',' << r.ap << ','
-        << r.picai_score << ',';
+    csv << r.name << ',' << r.role << ",\"" << r.terms << "\"," << seeds << ',' << r.parameters << ',' << c(r.gflops)
+        << ',' << c(r.seconds_per_case) << ',' << c(r.peak_rss_mib) << ',' << c(r.train_seconds) << ','
+        << c(r.val_dice) << ',' << c(r.dice) << ',' << c(r.dice_sd) << ',' << c(r.hd95) << ',' << r.hd95_undefined
+        << ',' << c(r.auroc) << ',' << c(r.ap) << ',' << c(r.picai_score) << ',';
     if (r.vs_student_alone) {
-      const auto& c = *r.vs_student_alone;
-      csv << c.mean_difference << ',' << c.ci_low << ',' << c.ci_high << ',' << c.wilcoxon_p << ',' << c.n;
+      const auto& v = *r.vs_student_alone;
+      csv << c(v.mean_difference) << ',' << c(v.ci_low) << ',' << c(v.ci_high) << ',' << c(v.wilcoxon_p) << ',' << v.n;
     } else {
       csv << ",,,,";
     }

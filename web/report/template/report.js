@@ -88,7 +88,7 @@
             td.appendChild(document.createTextNode(text));
           } else td.appendChild(document.createTextNode('–'));
         } else {
-          td.appendChild(el('span', { class: 'num', text: c.digits < 0 ? (cell.value || '') : fmt(cell.value, c.digits) }));
+          td.appendChild(el('span', { class: 'num', text: c.digits < 0 ? (cell.value || '–') : fmt(cell.value, c.digits) }));
           if (cell.spread) td.appendChild(el('span', { class: 'spread', text: '± ' + fmt(cell.spread, c.digits) }));
         }
         tr.appendChild(td);
