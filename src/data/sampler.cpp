@@ -3,27 +3,65 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <array>
+#include <map>
 #include <cmath>
 
 #include "teachformer/core/error.hpp"
 
 namespace teachformer::data {
 
+namespace {
+
+// Keeps at most `max_locations` rows, evenly spread (the first and the last always kept).
+torch::Tensor thin_locations(torch::Tensor loc, int64_t max_locations) {
+  if (loc.size(0) <= max_locations) return loc;
+  auto idx = torch::linspace(0, double(loc.size(0) - 1), max_locations).round().to(torch::kLong);
+  return loc.index_select(0, idx).contiguous();
+}
+
+}  // namespace
+
 void index_foreground(TrainingCase& c, int64_t max_locations) {
   c.class_locations.clear();
   if (!c.label.defined()) return;
   const auto lab = c.label[0];
-  const auto values = std::get<0>(at::_unique(lab.flatten()));
-  for (int64_t i = 0; i < values.numel(); ++i) {
-    const int64_t v = values[i].item<int64_t>();
-    if (v == 0) continue;
-    auto loc = torch::nonzero(lab == v);  // [N, 3]
-    if (loc.size(0) > max_locations) {
-      auto idx = torch::linspace(0, double(loc.size(0) - 1), max_locations).round().to(torch::kLong);
-      loc = loc.index_select(0, idx);
+  if (lab.scalar_type() != torch::kUInt8 || lab.dim() != 3) {
+    const auto values = std::get<0>(at::_unique(lab.flatten()));
+    for (int64_t i = 0; i < values.numel(); ++i) {
+      const int64_t v = values[i].item<int64_t>();
+      if (v != 0) c.class_locations[v] = thin_locations(torch::nonzero(lab == v).contiguous(), max_locations);
     }
-    c.class_locations[v] = loc.contiguous();
+    return;
   }
+  // uint8 labels (every preprocessed case): two passes over the voxels instead of a unique and one nonzero per
+  // class. A streamed case is indexed each time it is read, on a loader thread beside the model's: this keeps that
+  // work small. Rows in the order nonzero gives them (z, y, x row-major).
+  const auto contiguous = lab.contiguous();
+  const uint8_t* p = contiguous.data_ptr<uint8_t>();
+  const int64_t D = lab.size(0), H = lab.size(1), W = lab.size(2), n = D * H * W;
+  std::array<int64_t, 256> count{};
+  for (int64_t i = 0; i < n; ++i) ++count[p[i]];
+  std::array<int64_t*, 256> out{};
+  std::map<int64_t, torch::Tensor> locations;
+  for (int v = 1; v < 256; ++v)
+    if (count[size_t(v)] > 0) {
+      auto t = torch::empty({count[size_t(v)], 3}, torch::kLong);
+      out[size_t(v)] = t.data_ptr<int64_t>();
+      locations[v] = t;
+    }
+  if (locations.empty()) return;
+  int64_t i = 0;
+  for (int64_t z = 0; z < D; ++z)
+    for (int64_t y = 0; y < H; ++y)
+      for (int64_t x = 0; x < W; ++x, ++i) {
+        const uint8_t v = p[i];
+        if (v == 0) continue;
+        int64_t*& o = out[v];
+        o[0] = z, o[1] = y, o[2] = x;
+        o += 3;
+      }
+  for (auto& [v, t] : locations) c.class_locations[v] = thin_locations(t, max_locations);
 }
 
 torch::Tensor crop_padded(const torch::Tensor& t, const std::vector<int64_t>& start, const std::vector<int64_t>& size) {

@@ -33,6 +33,29 @@ transforms::AugmentOptions no_augment() {
   return a;
 }
 
+// The uint8 fast path and the generic path (any other label type) index the same voxels in the same order,
+// thinned the same way.
+TEST(Sampler, ForegroundIndexOfUint8LabelsEqualsTheGenericOne) {
+  torch::manual_seed(3);
+  TrainingCase a;
+  a.label = (torch::rand({1, 9, 11, 13}) * 4).floor().to(torch::kByte);  // classes 0..3, each ~300 voxels
+  a.label.index_put_({0, 0, 0, 0}, 200);
+  TrainingCase b = a;
+  b.label = a.label.to(torch::kLong);
+  for (int64_t cap : {int64_t(100000), int64_t(57)}) {
+    index_foreground(a, cap);
+    index_foreground(b, cap);
+    ASSERT_EQ(a.class_locations.size(), 4u);
+    ASSERT_EQ(b.class_locations.size(), 4u);
+    for (const auto& [v, loc] : b.class_locations) {
+      ASSERT_TRUE(a.class_locations.count(v)) << v;
+      EXPECT_TRUE(torch::equal(a.class_locations.at(v), loc)) << "class " << v << " cap " << cap;
+      EXPECT_LE(loc.size(0), cap);
+    }
+  }
+  EXPECT_EQ(a.class_locations.at(200).size(0), 1);
+}
+
 TEST(Sampler, ForegroundOversamplingHitsTheLesion) {
   const auto c = make_case();
   PatchSamplerOptions o;
