@@ -103,7 +103,8 @@ void register_bench(CLI::App& parent) {
       "bench",
       "End-to-end benchmark: per model parameters, GFLOPs, forward latency and peak RSS (at 1x2x96^3 and 144^3 where "
       "the model allows), training step, distillation step (student alone / cached teachers / live teachers), "
-      "sliding window over a 2x144^3 case, the student end to end on a PET/CT case, and the targets of issue 6. "
+      "sliding window over a 2x144^3 case, the student end to end on a PET/CT case, and the bench's targets; with --what ddp "
+      "the data-parallel training step of 1 and 2 local ranks. "
       "Each measurement runs in a fresh process. The default run takes several minutes; --quick takes well under one.");
   static Args a;
   const std::string models_default = [] {
@@ -128,7 +129,8 @@ void register_bench(CLI::App& parent) {
   cmd->add_option("--patch", a.patch,
                   "Patch DxHxW of the training/distillation steps and sliding-window roi, for every model. Default: "
                   "each model's paper patch (96^3; 144^3 for hdenseformer; --quick: 32^3)");
-  cmd->add_option("--what", a.what, "Sections: forward, train, distill, window, e2e (comma-separated)")
+  cmd->add_option("--what", a.what, "Sections: forward, train, distill, window, e2e, ddp (comma-separated; ddp: the "
+                  "training step of 1 and 2 local ranks, 1 thread each)")
       ->capture_default_str();
   cmd->add_option("--format", a.format, "Output on stdout: markdown, csv or json (an array, one object per model and "
                                         "input)")
@@ -169,7 +171,9 @@ void register_bench(CLI::App& parent) {
   cmd->add_option("--worker", a.worker, "Internal: run one measurement task (JSON) and print its result")->group("");
 
   set_command(cmd, [] {
-    if (!a.worker.empty()) return bench::bench_worker_main(a.worker);
+    const fs::path exe = fs::read_symlink("/proc/self/exe");
+    const std::vector<std::string> worker_command = {exe.string(), "--log-level", "warn", "--quiet", "bench", "--worker"};
+    if (!a.worker.empty()) return bench::bench_worker_main(a.worker, worker_command);
     bench::BenchOptions o;
     try {
       o = to_options(a);
@@ -177,9 +181,7 @@ void register_bench(CLI::App& parent) {
       std::fprintf(stderr, "usage error: %s\n", e.what());
       return static_cast<int>(kUsageError);
     }
-    const fs::path exe = fs::read_symlink("/proc/self/exe");
-    o.runner = bench::child_process_runner({exe.string(), "--log-level", "warn", "--quiet", "bench", "--worker"},
-                                           a.timeout);
+    o.runner = bench::child_process_runner(worker_command, a.timeout);
     if (default_progress_mode() != ProgressMode::Quiet)
       o.log = [](const std::string& line) {
         std::fprintf(stderr, "%s\n", line.c_str());

@@ -28,6 +28,7 @@
 #include "teachformer/core/runtime.hpp"
 #include "teachformer/data/dataset.hpp"
 #include "teachformer/data/synth.hpp"
+#include "teachformer/dist/launcher.hpp"
 #include "teachformer/models/registry.hpp"
 #include "teachformer/models/weights.hpp"
 #include "teachformer/version.hpp"
@@ -68,11 +69,17 @@ std::string to_string(BenchSection section) {
     case BenchSection::Distill: return "distill";
     case BenchSection::Window: return "window";
     case BenchSection::EndToEnd: return "e2e";
+    case BenchSection::Ddp: return "ddp";
   }
   TF_THROW(InternalError, "unknown bench section");
 }
 
 std::vector<BenchSection> all_bench_sections() {
+  return {BenchSection::Forward, BenchSection::Train, BenchSection::Distill, BenchSection::Window,
+          BenchSection::EndToEnd, BenchSection::Ddp};
+}
+
+std::vector<BenchSection> default_bench_sections() {
   return {BenchSection::Forward, BenchSection::Train, BenchSection::Distill, BenchSection::Window,
           BenchSection::EndToEnd};
 }
@@ -218,7 +225,7 @@ std::string first_line(const std::string& text) { return text.substr(0, text.fin
 
 }  // namespace
 
-int bench_worker_main(const std::string& task_json) {
+int bench_worker_main(const std::string& task_json, const std::vector<std::string>& self_command) {
   Json task;
   try {
     task = Json::parse(task_json);
@@ -230,6 +237,22 @@ int bench_worker_main(const std::string& task_json) {
     std::fprintf(stderr, "error: bench worker: the task must be a JSON object\n");
     return 2;
   }
+  // A data-parallel task: this process starts the ranks (this program again, with the same task) and waits for
+  // them; rank 0 prints the result.
+  const int ranks = task.value("ranks", 1);
+  if (ranks > 1 && !dist::is_launched_worker()) {
+    if (self_command.empty()) {
+      std::printf("%s%s\n", kBenchResultMarker, Json{{"error", "a task of several ranks needs the worker command"}}.dump().c_str());
+      return 0;
+    }
+    std::vector<std::string> argv = self_command;
+    argv.push_back(task_json);
+    dist::LaunchOptions lo;
+    lo.nproc = ranks;
+    lo.threads_per_worker = std::max(1, task.value("threads", 0));
+    return dist::launch_local_workers(argv, lo);
+  }
+  const bool rank_of_many = ranks > 1;
   Json result;
   try {
     const int threads = task.value("threads", 0);
@@ -252,9 +275,13 @@ int bench_worker_main(const std::string& task_json) {
     result = {{"error", first_line(e.what())}};
   }
   if (!result.contains("peak_rss_mb")) result["peak_rss_mb"] = peak_rss_mib();
-  std::printf("%s%s\n", kBenchResultMarker, result.dump().c_str());
-  std::fflush(stdout);
-  return 0;
+  const bool failed = result.contains("error") && !result.value("skipped", false);
+  // Of several ranks, rank 0 speaks for all; a failing rank exits non-zero so that the launcher stops the others.
+  if (!rank_of_many || failed || result.value("rank", 0) == 0) {
+    std::printf("%s%s\n", kBenchResultMarker, result.dump().c_str());
+    std::fflush(stdout);
+  }
+  return rank_of_many && failed ? 1 : 0;
 }
 
 ChildResult run_child_process(const std::vector<std::string>& argv, double timeout_s) {
@@ -460,7 +487,7 @@ EndToEndCase prepare_end_to_end(const fs::path& work_dir, const BenchModel& stud
 
 namespace {
 
-// Reference numbers (facts.md: MONAI 1.5 / the H-DenseFormer reference code on torch 1.13, 2 threads, batch 1,
+// Reference numbers (MONAI 1.5 / the H-DenseFormer reference code on torch 1.13, 2 threads, batch 1,
 // median of 3 after a warm-up): only attached to rows of the exact paper configuration with 2 channels and 2 classes.
 struct Reference {
   double forward_s = 0, forward_peak_mb = 0, train_s = 0, window_s = 0, window_peak_mb = 0;
@@ -518,6 +545,8 @@ class Runner {
     if (has(BenchSection::Window))
       for (const auto& m : o_.models) window(m);
     if (has(BenchSection::EndToEnd) && student) end_to_end(*student);
+    if (has(BenchSection::Ddp))
+      for (const auto& m : o_.models) data_parallel(m);
     attach_references();
     std::stable_sort(rows_.begin(), rows_.end(),
                      [&](const auto& a, const auto& b) { return model_index(a.first) < model_index(b.first); });
@@ -719,6 +748,47 @@ class Runner {
     for (const std::string mode : {"cached", "live"})
       if (seconds.count(mode) && seconds.count("student") && seconds["student"] > 0)
         rw["distill_" + mode + "_ratio"] = seconds[mode] / seconds["student"];
+  }
+
+  // The training step of 1 rank and of 2 ranks (each rank 1 thread, batch 1, the same model and loss as the train
+  // section): scaling efficiency = samples/s of 2 ranks / (2 x samples/s of 1 rank) = 1-rank step / 2-rank step.
+  void data_parallel(const BenchModel& m) {
+    const auto in = patch_input(m);
+    row(m, in);
+    std::string why;
+    if (!accepts(m, m.patch, why)) {
+      row(m, in)["notes"].push_back("ddp skipped: " + why);
+      return;
+    }
+    std::map<int, double> seconds;
+    for (int ranks : {1, 2}) {
+      Json t = task("train");
+      t["model"] = to_json(m);
+      t["input"] = in;
+      t["threads"] = 1;
+      t["ranks"] = ranks;
+      const Json r = run_task(t, &m, "ddp train step " + m.name + " " + shape_string(in) + ", " +
+                                         std::to_string(ranks) + (ranks == 1 ? " rank" : " ranks") + " x 1 thread");
+      Json& rw = row(m, in);
+      if (!ok(rw, r, "ddp " + std::to_string(ranks) + " ranks")) continue;
+      copy_common(rw, r);
+      const std::string k = "ddp_" + std::to_string(ranks) + "rank_";
+      rw[k + "step_s"] = r["seconds"];
+      rw[k + "runs"] = r["runs"];
+      rw[k + "peak_rss_mb"] = r["peak_rss_mb"];
+      if (r.contains("allreduce_bytes")) {
+        rw["ddp_allreduce_mb"] = r["allreduce_bytes"].get<double>() / (1024.0 * 1024.0);
+        rw["ddp_buckets"] = r["buckets"];
+        rw["ddp_backend"] = r["backend"];
+      }
+      seconds[ranks] = r["seconds"].get<double>();
+    }
+    if (seconds.count(1) && seconds.count(2) && seconds[2] > 0) {
+      Json& rw = row(m, in);
+      rw["ddp_1rank_samples_per_s"] = 1.0 / seconds[1];
+      rw["ddp_2rank_samples_per_s"] = 2.0 / seconds[2];
+      rw["ddp_efficiency"] = seconds[1] / seconds[2];
+    }
   }
 
   void window(const BenchModel& m) {

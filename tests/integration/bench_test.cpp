@@ -45,6 +45,23 @@ TEST(BenchCli, PrintsOneJsonObjectPerModelMeasuredInItsOwnProcess) {
   EXPECT_THAT(read_file(dir / "report" / "bench.md"), HasSubstr("### Forward"));
 }
 
+// Two real ranks (processes joined by c10d over loopback) time the same number of steps; rank 0 alone reports.
+TEST(BenchCli, DataParallelSectionTimesOneAndTwoRanks) {
+  const auto r = run_cli("-q bench --models teachformer_s --what ddp --repeats 2 --min-time 0 --format json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto rows = json_array_in(r.output);
+  ASSERT_EQ(rows.size(), 1u) << r.output;
+  const auto& row = rows[0];
+  for (const char* k : {"ddp_1rank_step_s", "ddp_2rank_step_s", "ddp_efficiency", "ddp_allreduce_mb"})
+    ASSERT_TRUE(row.contains(k)) << k << ": " << row.dump();
+  EXPECT_EQ(row["ddp_2rank_runs"].size(), 2u);
+  EXPECT_EQ(row["ddp_backend"], "gloo");
+  EXPECT_NEAR(row["ddp_efficiency"].get<double>(),
+              row["ddp_1rank_step_s"].get<double>() / row["ddp_2rank_step_s"].get<double>(), 1e-9);
+  // Every gradient crosses once per step: the parameters' float32 bytes.
+  EXPECT_NEAR(row["ddp_allreduce_mb"].get<double>(), row["params"].get<double>() * 4 / (1024.0 * 1024.0), 0.01);
+}
+
 TEST(BenchCli, BadArgumentsAreUsageErrors) {
   auto r = run_cli("bench --what forward,speed");
   EXPECT_EQ(r.exit_code, 2) << r.output;

@@ -27,11 +27,14 @@ enum class BenchSection {
   Distill,   ///< student step alone vs with DistillLoss on cached teacher knowledge vs with live teachers
   Window,    ///< sliding-window prediction of a whole random case (roi = the model's patch, Gaussian)
   EndToEnd,  ///< the student predicting a synthetic PET/CT case from a model folder: read, preprocess, window, write
+  Ddp,       ///< data-parallel training step: 1 rank and 2 ranks (c10d Gloo on this machine, 1 thread each)
 };
-/// "forward", "train", "distill", "window", "e2e".
+/// "forward", "train", "distill", "window", "e2e", "ddp".
 std::string to_string(BenchSection section);
 /// Every section in run order.
 std::vector<BenchSection> all_bench_sections();
+/// The sections of a run without --what: all but ddp (which starts several processes per model).
+std::vector<BenchSection> default_bench_sections();
 /// Parses a comma-separated list of section names ("forward,train"); InvalidArgument naming `option` and listing
 /// the valid names for an unknown or empty entry.
 std::vector<BenchSection> parse_bench_sections(const std::string& text, const std::string& option = "--what");
@@ -101,7 +104,11 @@ nlohmann::json run_bench_task(const nlohmann::json& task);
 /// limit, so an allocation beyond it fails instead of waking the OOM killer), runs run_bench_task and prints
 /// kBenchResultMarker + the result JSON on one line of stdout; an error becomes {"error": message}. Returns 0, or 2
 /// when `task_json` is not a JSON object.
-int bench_worker_main(const std::string& task_json);
+/// A task with "ranks" R > 1 (train only) is data-parallel: this process starts R local ranks (`self_command` +
+/// the task JSON, with the environment torchrun would set; see dist/launcher.hpp) and returns the launcher's status;
+/// each rank joins the c10d group, times the same number of steps, and rank 0 prints the result (with "ranks",
+/// "allreduce_bytes", "buckets", "backend"); a failing rank prints its error and exits 1.
+int bench_worker_main(const std::string& task_json, const std::vector<std::string>& self_command = {});
 
 /// What a child process did.
 struct ChildResult {
@@ -150,8 +157,8 @@ struct BenchOptions {
   /// Forward inputs [B, C, D, H, W]; each model runs at every input it accepts, its own patch first (an input it
   /// rejects is reported as skipped). Empty: 1 x C x patch of each model.
   std::vector<std::vector<int64_t>> inputs;
-  /// Sections to run. Default all.
-  std::vector<BenchSection> sections = all_bench_sections();
+  /// Sections to run. Default default_bench_sections().
+  std::vector<BenchSection> sections = default_bench_sections();
   /// Name (among `models`) of the student that the distillation and end-to-end sections use. Default
   /// "teachformer_s"; those sections are skipped with a note when it is not among the models.
   std::string student = "teachformer_s";
@@ -197,8 +204,8 @@ struct BenchReport {
   /// One object per model and input, in the order of the models: see docs/benchmarks.md for the fields. Sections
   /// that did not run leave their fields out; "notes" lists skips and errors.
   std::vector<nlohmann::json> rows;
-  /// The targets of issue 6 evaluated on the rows: {"target", "value", "limit", "unit", "met"}; a target whose
-  /// inputs were not measured is left out.
+  /// The bench's targets evaluated on the rows (see evaluate_targets): {"target", "value", "limit", "unit",
+  /// "met"}; a target whose inputs were not measured is left out.
   std::vector<nlohmann::json> targets;
   /// Run-level notes (e.g. a section skipped because the student is not among the models).
   std::vector<std::string> notes;
@@ -213,7 +220,7 @@ BenchReport run_bench(const BenchOptions& options);
 /// "matmul_size", "matmul_gflops", "teachformer", "date" (UTC)}.
 nlohmann::json describe_machine(double matmul_gflops, int matmul_size);
 
-/// Issue 6's targets on `rows`: student forward >= 20x faster than UNETR and >= 100x faster than SwinUNETR-48 at the
+/// The bench's targets on `rows`: student forward >= 20x faster than UNETR and >= 100x faster than SwinUNETR-48 at the
 /// same input; end-to-end case <= 2 s; student end-to-end peak RSS <= 1024 MiB; cached distillation step <= 1.3x the
 /// student-only step; student >= 30% of `matmul_gflops`.
 std::vector<nlohmann::json> evaluate_targets(const std::vector<nlohmann::json>& rows, const std::string& student,

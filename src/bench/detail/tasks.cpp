@@ -12,6 +12,9 @@
 #include "teachformer/core/fs.hpp"
 #include "teachformer/core/runtime.hpp"
 #include "teachformer/data/dataset.hpp"
+#include "teachformer/dist/gradient_reducer.hpp"
+#include "teachformer/dist/process_group.hpp"
+#include "teachformer/dist/world.hpp"
 #include "teachformer/distill/distill_loss.hpp"
 #include "teachformer/inference/model_window.hpp"
 #include "teachformer/inference/predictor.hpp"
@@ -183,11 +186,25 @@ class Stepper {
     for (const auto& item : model_->named_parameters()) params_.emplace_back(item.key(), item.value());
     optimizer_ = train::make_optimizer(params_, train::OptimizerOptions{});
   }
+  // Data-parallel: every rank starts from rank 0's weights and all-reduces its gradients in buckets during the
+  // backward pass, as `train` does under --nproc-per-node.
+  void distribute(std::shared_ptr<dist::ProcessGroup> group) {
+    std::vector<torch::Tensor> state;
+    for (const auto& p : model_->parameters()) state.push_back(p);
+    for (const auto& b : model_->buffers()) state.push_back(b);
+    dist::broadcast_tensors(*group, state, 0);
+    std::vector<torch::Tensor> params;
+    for (const auto& [_, p] : params_) params.push_back(p);
+    reducer_ = std::make_unique<dist::GradientReducer>(group, params);
+  }
+  const dist::GradientReducer* reducer() const { return reducer_.get(); }
   void step() {
     optimizer_->zero_grad();
     const models::SegOutput out = model_->forward(batch_.image, objective_->taps());
     last_ = objective_->compute(out, batch_, train::StepContext{step_, 0, 1000, 1});
+    if (reducer_) reducer_->prepare();
     last_.total.backward();
+    if (reducer_) reducer_->finish();
     torch::nn::utils::clip_grad_norm_(model_->parameters(), 12.0);
     optimizer_->step();
     ++step_;
@@ -200,12 +217,14 @@ class Stepper {
   data::Batch batch_;
   train::NamedParameters params_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  std::unique_ptr<dist::GradientReducer> reducer_;
   losses::LossBreakdown last_;
   int64_t step_ = 0;
 };
 
-Json step_result(Stepper& stepper, const Timing& t) {
+Json step_result(Stepper& stepper, const Timing& t, dist::ProcessGroup* group = nullptr) {
   stepper.step();  // warm-up
+  if (group) group->barrier();  // the ranks start their timed steps together
   Json out = timing_result(timed_runs([&] { stepper.step(); }, t));
   out["loss"] = stepper.last().total.item<double>();
   Json terms = Json::object();
@@ -263,7 +282,27 @@ Json bench_train_step(const Json& task) {
   batch.image = torch::randn(input);
   batch.label = cube_label(input);
   Stepper stepper(b.model, supervised_objective(m, input[1], b.model->spec().out_channels), batch);
-  Json out = merge(b.facts, step_result(stepper, t));
+  const int ranks = field_or<int>(task, "ranks", 1);
+  TF_CHECK(ranks >= 1, InvalidArgument, "bench task 'train': ranks must be >= 1, got ", ranks);
+  std::shared_ptr<dist::ProcessGroup> group;
+  if (ranks > 1) {
+    const dist::WorldInfo world = dist::world_from_environment();
+    TF_CHECK(world.world_size == ranks, InvalidArgument, "bench task 'train': ", ranks,
+             " ranks asked for, but this process is ", world.describe(), " (start it through bench --worker)");
+    group = dist::ProcessGroup::connect(world);
+    stepper.distribute(group);
+  }
+  Timing fixed = t;
+  // Every rank must run the same number of steps (each one all-reduces): no time budget decides it.
+  if (group) fixed.budget_s = 1e30, fixed.min_s = 0;
+  Json out = merge(b.facts, step_result(stepper, fixed, group.get()));
+  out["ranks"] = ranks;
+  if (group) {
+    out["rank"] = group->rank();
+    out["allreduce_bytes"] = stepper.reducer()->bytes_per_step();
+    out["buckets"] = stepper.reducer()->buckets();
+    out["backend"] = group->backend();
+  }
   out["peak_rss_mb"] = peak_rss_mib();
   return out;
 }

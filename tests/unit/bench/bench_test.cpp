@@ -135,7 +135,8 @@ TEST(BenchParsing, ShapesAcceptFourOrFivePositiveNumbers) {
 TEST(BenchParsing, SectionsInRunOrderAndUnknownOnesListed) {
   EXPECT_EQ(parse_bench_sections("e2e,forward"),
             (std::vector<BenchSection>{BenchSection::Forward, BenchSection::EndToEnd}));
-  EXPECT_EQ(parse_bench_sections("forward,train,distill,window,e2e"), all_bench_sections());
+  EXPECT_EQ(parse_bench_sections("forward,train,distill,window,e2e"), default_bench_sections());
+  EXPECT_EQ(parse_bench_sections("ddp,forward,train,distill,window,e2e"), all_bench_sections());
   const std::string msg = message_of([] { parse_bench_sections("forward,speed"); });
   EXPECT_NE(msg.find("--what 'forward,speed': unknown section 'speed'"), std::string::npos) << msg;
   EXPECT_NE(msg.find("window"), std::string::npos) << msg;
