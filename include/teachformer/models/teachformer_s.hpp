@@ -35,7 +35,7 @@
 
 namespace teachformer::models {
 
-/// Options of TeachFormerS. Defaults are the "small" preset (992,210 parameters with 2 input channels and 2
+/// Options of TeachFormerS. Defaults are the "small" preset (985,266 parameters with 2 input channels and 2
 /// classes).
 struct TeachFormerSOptions {
   /// in_channels = modalities (fused in the first conv), out_channels = classes incl. background.
