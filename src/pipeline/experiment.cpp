@@ -516,7 +516,10 @@ SeedOutcome run_seed(const ExperimentOptions& o, const PresetPlan& plan, const D
       spec.job = base_job(o, plan, d, seed_dir, key, key, o.teacher_epochs > 0 ? o.teacher_epochs : plan.teacher_epochs,
                           seed);
       if (plan.teacher_patience > 0)
-        spec.job.config = {{"trainer", {{"val_every", plan.teacher_val_every}, {"early_stop_patience", plan.teacher_patience}}}};
+        spec.job.config = {{"trainer",
+                            {{"val_every", plan.teacher_val_every},
+                             {"early_stop_patience", plan.teacher_patience},
+                             {"early_stop_min_epochs", spec.job.epochs.value_or(0) / 2}}}};
       Json settings = to_json(spec).at("job");
       settings.erase("output");
       settings.erase("resume");

@@ -69,6 +69,7 @@ TrainerOptions trainer_options_from_json(const nlohmann::json& j) {
   r.get("seed", o.seed).get("deterministic", o.deterministic).get("workers", o.workers).get("device", o.device);
   r.get("precision", o.precision).get("case_cache_mb", o.case_cache_mb);
   r.get("early_stop_patience", o.early_stop_patience).get("early_stop_min_delta", o.early_stop_min_delta);
+  r.get("early_stop_min_epochs", o.early_stop_min_epochs);
   if (r.has("optimizer")) o.optimizer = optimizer_options_from_json(j["optimizer"]);
   if (r.has("schedule")) o.schedule = schedule_options_from_json(j["schedule"]);
   if (r.has("augment")) o.augment = transforms::augment_options_from_json(j["augment"]);
@@ -82,8 +83,8 @@ TrainerOptions trainer_options_from_json(const nlohmann::json& j) {
   TF_CHECK(o.checkpoint_every >= 1, ConfigError, "trainer options: checkpoint_every must be >= 1");
   TF_CHECK(o.precision == "32" || o.precision == "bf16" || o.precision == "16", ConfigError,
            "trainer options: precision must be \"32\", \"bf16\" or \"16\", got '", o.precision, "'");
-  TF_CHECK(o.early_stop_patience >= 0 && o.early_stop_min_delta >= 0, ConfigError,
-           "trainer options: early_stop_patience and early_stop_min_delta must be >= 0");
+  TF_CHECK(o.early_stop_patience >= 0 && o.early_stop_min_delta >= 0 && o.early_stop_min_epochs >= 0, ConfigError,
+           "trainer options: early_stop_patience, early_stop_min_delta and early_stop_min_epochs must be >= 0");
   TF_CHECK(o.case_cache_mb >= 0, ConfigError, "trainer options: case_cache_mb must be >= 0 (0: every case in memory)");
   return o;
 }
@@ -97,6 +98,7 @@ nlohmann::json to_json(const TrainerOptions& o) {
           {"val_every", o.val_every},
           {"early_stop_patience", o.early_stop_patience},
           {"early_stop_min_delta", o.early_stop_min_delta},
+          {"early_stop_min_epochs", o.early_stop_min_epochs},
           {"val_overlap", o.val_overlap},
           {"checkpoint_every", o.checkpoint_every},
           {"optimizer", to_json(o.optimizer)},
@@ -488,8 +490,10 @@ void Trainer::end_epoch(int64_t epoch, double epoch_loss, double& last_dice) {
       best_epoch_ = epoch;
       save_weights(paths_.fold_dir / kBest, {{"epoch", epoch}, {"val_dice", v.mean_dice}, {"kind", "best"}});
     }
-    validations_since_best_ = improved ? 0 : validations_since_best_ + 1;
-    if (options_.early_stop_patience > 0 && validations_since_best_ >= options_.early_stop_patience && !last) {
+    // Patience counts once the model segments something.
+    validations_since_best_ = improved || best_dice_ <= 0.0 ? 0 : validations_since_best_ + 1;
+    if (options_.early_stop_patience > 0 && validations_since_best_ >= options_.early_stop_patience && !last &&
+        epoch + 1 >= options_.early_stop_min_epochs) {
       stop_early_ = true;
       spdlog::info("early stop after epoch {}: no validation improvement in {} validations (best {:.4f} at epoch {})",
                    epoch + 1, validations_since_best_, best_dice_, best_epoch_ + 1);

@@ -37,9 +37,12 @@ struct TrainerOptions {
   /// Validate every N epochs (and after the last); 0 = never.
   int64_t val_every = 5;
   /// Early stopping: stop when the validation Dice has not improved by more than early_stop_min_delta for this
-  /// many validations in a row (0 = train all epochs). `epochs` is then the budget.
+  /// many validations in a row (0 = train all epochs). `epochs` is then the budget. It never stops before
+  /// `early_stop_min_epochs` epochs, nor while the best validation Dice is still 0 (a model that has not yet
+  /// segmented anything is starting, not converged).
   int64_t early_stop_patience = 0;
   double early_stop_min_delta = 0.0;
+  int64_t early_stop_min_epochs = 0;
   /// Sliding-window overlap for validation.
   double val_overlap = 0.5;
   /// Write the resume checkpoint every N epochs.

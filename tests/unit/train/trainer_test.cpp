@@ -182,6 +182,44 @@ TEST(Trainer, EarlyStoppingEndsTheRunWhenValidationStopsImproving) {
   EXPECT_EQ(again.fit(true).steps_run, 9);
 }
 
+TEST(Trainer, EarlyStoppingWaitsForItsMinimumEpochs) {
+  test::TempDir dir;
+  torch::manual_seed(0);
+  auto options = tiny_options(10);
+  options.early_stop_patience = 2;
+  options.early_stop_min_delta = 1.0;
+  options.early_stop_min_epochs = 5;
+  Trainer t(tiny_model(), std::make_shared<SupervisedObjective>(), blob_cases(2, 1), blob_cases(1, 9), options,
+            {dir.path()}, channels_ct_pet());
+  const TrainSummary s = t.fit();
+  EXPECT_TRUE(s.stopped_early);
+  EXPECT_EQ(s.epochs_run, 5);
+}
+
+// A model whose validation Dice is still 0 has not started segmenting: patience does not run out on it.
+TEST(Trainer, EarlyStoppingNeverEndsARunThatHasNotSegmentedAnythingYet) {
+  test::TempDir dir;
+  auto options = tiny_options(6);
+  options.early_stop_patience = 1;
+  Trainer t(tiny_model(), std::make_shared<SupervisedObjective>(), blob_cases(2, 1), blob_cases(1, 9), options,
+            {dir.path()}, channels_ct_pet());
+  // Zero weights and a background-biased head: the model predicts background everywhere, Dice 0, all along.
+  const auto named = t.model().named_parameters();
+  ASSERT_TRUE(named.contains("head.bias"));
+  {
+    torch::NoGradGuard g;
+    for (auto& p : t.model().parameters()) p.zero_();
+    for (auto& item : t.model().named_parameters())
+      if (item.key().find("bias") != std::string::npos && item.value().dim() == 1 && item.value().size(0) == 2)
+        item.value().copy_(torch::tensor({10.0f, -10.0f}));
+  }
+  // Adam moves a bias by about lr per step: 18 steps at 3e-3 cannot undo a margin of 20.
+  const TrainSummary s = t.fit();
+  EXPECT_FALSE(s.stopped_early);
+  EXPECT_EQ(s.epochs_run, 6);
+  EXPECT_EQ(s.best_dice, 0.0);
+}
+
 TEST(Trainer, LowPrecisionNeedsACudaDevice) {
   auto options = tiny_options(1);
   options.precision = "bf16";
