@@ -58,6 +58,10 @@ void register_experiment(CLI::App& parent) {
                   "Teachers not better than the lone student on validation: drop or keep")
       ->check(CLI::IsMember({"drop", "keep"}))
       ->capture_default_str();
+  cmd->add_option("--teacher-val-tau", o.teacher_val_tau,
+                  "Teachers weighted by softmax(validation Dice / tau) in every distillation term; 0: equal weights")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   cmd->add_option("-c,--distill-config", distill_config,
                   "JSON (file or inline) merged into every student's distill config, e.g. {\"temperature\": 2}");
   cmd->add_option("--variant-temperature", o.variant_temperature, "Temperature of the teachformer_t student")

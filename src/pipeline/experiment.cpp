@@ -67,6 +67,19 @@ struct PresetPlan {
   int64_t teacher_patience = 0;
 };
 
+template <typename Rec>
+std::vector<double> validation_weights(const std::vector<Rec>& teachers, double tau) {
+  std::vector<double> val;
+  for (const auto& t : teachers) val.push_back(t.result.value("val_dice", -1.0));
+  return teacher_weights_from_validation(val, tau);
+}
+
+std::string t_weighted(const std::string& name, double weight) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, " x%.2f", weight);
+  return name + buf;
+}
+
 PresetPlan preset_plan(const ExperimentOptions& o) {
   // Phantoms on CPU: PET/CT resampled into the 64 mm bbox at 2 mm (32^3, one window per case); prostate MRI on a
   // 1 x 1 x 3 mm grid (64 x 64 x 16), patches padded to 32 slices for SwinUNETR.
@@ -551,14 +564,18 @@ SeedOutcome run_seed(const ExperimentOptions& o, const PresetPlan& plan, const D
       spec.distill.unlabelled = d.unlabelled;
     }
     Json used = Json::array();
-    if (v.strategy != "student_alone")
-      for (const auto& t : use) {
+    if (v.strategy != "student_alone") {
+      const auto weights = validation_weights(use, o.teacher_val_tau);
+      for (size_t i = 0; i < use.size(); ++i) {
+        const auto& t = use[i];
         distill::TeacherSpec ts;
         ts.dir = seed_dir / "models" / t.folder;
         ts.fold = o.fold;
+        ts.weight = weights[i];
         spec.distill.teachers.push_back(ts);
-        used.push_back({{"name", t.name}, {"stage", t.digest}});
+        used.push_back({{"name", t.name}, {"stage", t.digest}, {"weight", weights[i]}});
       }
+    }
     Json settings = to_json(spec);
     settings["job"].erase("output");
     settings["job"].erase("resume");
@@ -566,7 +583,9 @@ SeedOutcome run_seed(const ExperimentOptions& o, const PresetPlan& plan, const D
     settings["data"] = d.digest;
     ModelRecord rec{"student:" + v.name, "student", "student_" + v.name, v.terms, "", Json(), ""};
     std::vector<std::string> names;
-    for (const auto& t : use) names.push_back(t.name);
+    const auto weights = validation_weights(use, o.teacher_val_tau);
+    for (size_t i = 0; i < use.size(); ++i)
+      names.push_back(use.size() > 1 && o.teacher_val_tau > 0 ? t_weighted(use[i].name, weights[i]) : use[i].name);
     if (v.strategy != "student_alone") {
       rec.note = "teachers: ";
       for (size_t i = 0; i < names.size(); ++i) rec.note += (i ? "+" : "") + names[i];
@@ -600,6 +619,12 @@ SeedOutcome run_seed(const ExperimentOptions& o, const PresetPlan& plan, const D
     for (auto& t : teachers)
       if (t.name == best->name) t.note = "not better than student_alone on validation; kept as the best teacher";
     spdlog::warn("no teacher beats the lone student on validation{}: distilling from the best one, {}", tag, best->name);
+  }
+  if (kept.size() > 1 && o.teacher_val_tau > 0) {
+    const auto w = validation_weights(kept, o.teacher_val_tau);
+    std::string line;
+    for (size_t i = 0; i < kept.size(); ++i) line += (i ? ", " : "") + t_weighted(kept[i].name, w[i]);
+    spdlog::info("teacher weights{} (softmax of validation Dice / {}): {}", tag, o.teacher_val_tau, line);
   }
 
   // The other students, all from the same batches and steps as the lone one.
@@ -655,6 +680,21 @@ SeedOutcome run_seed(const ExperimentOptions& o, const PresetPlan& plan, const D
 }
 
 }  // namespace
+
+std::vector<double> teacher_weights_from_validation(const std::vector<double>& val_dice, double tau) {
+  TF_CHECK(tau >= 0, InvalidArgument, "teacher weights: the temperature must be >= 0, got ", tau);
+  std::vector<double> w(val_dice.size(), 1.0);
+  if (tau == 0 || val_dice.size() < 2) return w;
+  double top = -1;
+  for (double v : val_dice) {
+    if (!(v >= 0)) return w;  // a teacher without a validation Dice: no basis for weights
+    top = std::max(top, v);
+  }
+  double sum = 0;
+  for (size_t i = 0; i < w.size(); ++i) sum += w[i] = std::exp((val_dice[i] - top) / tau);
+  for (auto& x : w) x *= double(w.size()) / sum;
+  return w;
+}
 
 std::vector<std::string> experiment_presets() { return {"tiny", "demo", "paper-hecktor", "paper-picai"}; }
 

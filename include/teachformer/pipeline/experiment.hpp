@@ -53,6 +53,11 @@ struct ExperimentOptions {
   /// Teachers not better than the lone student on validation: "drop" (default; the best teacher is kept when
   /// none is better) or "keep".
   std::string teacher_policy = "drop";
+  /// Each kept teacher's weight in every distillation term: softmax over the kept teachers of validation Dice /
+  /// this temperature (0: equal weights). With 0.02 a teacher 0.05 Dice worse than the best counts 0.08 times as
+  /// much; teachers within 0.01 of each other count about the same. The per-sample and per-voxel weighting of the
+  /// terms acts on top of it.
+  double teacher_val_tau = 0.02;
   /// JSON merged into every student's "distill" config (e.g. {"temperature": 2}), and the temperature of the
   /// `teachformer_t` variant.
   nlohmann::json distill_config = nlohmann::json::object();
@@ -132,6 +137,11 @@ struct ExperimentResult {
   /// <dir>/report/index.html (absent when the report's web assets are not installed).
   std::optional<std::filesystem::path> report;
 };
+
+/// Weights of teachers from their validation Dice: softmax over teachers of Dice / tau, scaled to a mean of 1 (the
+/// distillation normalises them again). Equal weights when tau is 0, for fewer than two teachers, or when a Dice is
+/// missing (negative or NaN). InvalidArgument for a negative tau.
+std::vector<double> teacher_weights_from_validation(const std::vector<double>& val_dice, double tau);
 
 /// The presets' names.
 std::vector<std::string> experiment_presets();
