@@ -68,6 +68,12 @@ void register_predict(CLI::App& parent) {
     const bool nifti = std::find(formats.begin(), formats.end(), "nifti") != formats.end();
     const bool seg = std::find(formats.begin(), formats.end(), "dicom-seg") != formats.end();
     const auto cases = inference::cases_for_prediction(input, predictor.folder().plan.channel_names(), dicom);
+    if (seg)
+      for (const auto& c : cases) {
+        const auto& ref = c.channel_files.at(size_t(data::reference_channel_index(c.channel_names)));
+        TF_CHECK(fs::is_directory(ref), InvalidArgument, "--format dicom-seg needs DICOM input; case '", c.id,
+                 "' reads its reference channel from the file '", ref.string(), "'");
+      }
     fs::create_directories(output);
     ProgressBar bar("predict", int64_t(cases.size()));
     int64_t done = 0, skipped = 0;
