@@ -144,6 +144,31 @@ TEST(DicomSeries, PetRoundTripGivesSuvAndTheGrid) {
   EXPECT_NEAR(raw.data.max().item<float>() * factor, suv.data.max().item<float>(), 1e-2);
 }
 
+TEST(DicomSeries, AdminDecayCorrectionAndPhilipsCountsReadBackAsSuv) {
+  SKIP_WITHOUT_DCMTK();
+  TempDir dir;
+  const Volume suv = phantom(0.01f, 0.0f);
+  auto h = header("PT");
+  h.decay_correction = "ADMIN";
+  write_dicom_series(dir / "admin", suv, h);
+  Volume back = read_dicom_series(dir / "admin");
+  EXPECT_LT((back.data - suv.data).abs().max().item<float>(), 1e-3f * suv.data.max().item<float>());
+  // Bq/mL = SUV * 370e6 / 75000 with ADMIN (no decay term).
+  const Volume raw = read_dicom_series(dir / "admin", DicomReadOptions{1.0});
+  EXPECT_NEAR(raw.data.max().item<float>(), suv.data.max().item<float>() * 370e6 / 75000.0, 1.0);
+
+  // Philips: Units CNTS with the private SUV factor (7053,1000) = the START factor of the header.
+  write_dicom_series(dir / "philips", suv, header("PT"));
+  const std::string exe = fs::exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
+  const auto r = test::run_command(
+      exe + " -c \"import pydicom, glob\nfor f in glob.glob('" + (dir / "philips").string() +
+      "/*.dcm'):\n d = pydicom.dcmread(f); d.Units = 'CNTS'; b = d.private_block(0x7053, 'Philips PET Private Group', "
+      "create=True); b.add_new(0x00, 'DS', '0.00030557204'); d.save_as(f)\"");
+  if (r.exit_code != 0) GTEST_SKIP() << "python3-pydicom is not installed: " << r.output;
+  back = read_dicom_series(dir / "philips");
+  EXPECT_LT((back.data - suv.data).abs().max().item<float>(), 1e-3f * suv.data.max().item<float>());
+}
+
 TEST(DicomSeries, RleCompressedCtIsDecoded) {
   SKIP_WITHOUT_DCMTK();
   TempDir dir;
