@@ -15,11 +15,11 @@ void register_convert(CLI::App& parent) {
   static double suv_scale = 0;
   cmd->add_option("-i,--input", input, "DICOM folder: a folder per patient with its series at any depth")->required();
   cmd->add_option("-o,--output", out, "Output folder (an nnU-Net raw dataset)")->required();
-  cmd->add_option("--channels", channels,
-                  "Channels in order (default: CT,PET for PET/CT studies, T2W,ADC,HBV for MR)")
+  cmd->add_option("--channels", channels, "Channels in order (default: CT,PET for PET/CT studies, T2W,ADC,HBV for MR)")
       ->delimiter(',');
-  cmd->add_option("--series-pattern", series_patterns,
-                  "Choose a channel's series by SeriesDescription, CHANNEL=REGEX or CHANNEL=MODALITY:REGEX (repeatable)");
+  cmd->add_option(
+      "--series-pattern", series_patterns,
+      "Choose a channel's series by SeriesDescription, CHANNEL=REGEX or CHANNEL=MODALITY:REGEX (repeatable)");
   cmd->add_option("--suv-scale", suv_scale,
                   "Multiply PET Bq/mL by this factor (g/Bq) instead of computing SUVbw from the header");
   set_command(cmd, [] {

@@ -46,12 +46,18 @@ std::vector<DicomChannelRule> default_dicom_channel_rules(const std::vector<std:
   std::vector<DicomChannelRule> rules;
   for (const auto& name : channel_names) {
     const std::string n = upper(name);
-    if (n == "CT") rules.push_back({name, "CT", ""});
-    else if (n == "PET" || n == "PT") rules.push_back({name, "PT", ""});
-    else if (n == "T2W" || n == "T2") rules.push_back({name, "MR", "^(?!.*(adc|apparent|bval|hbv|diff|dwi)).*t2"});
-    else if (n == "ADC") rules.push_back({name, "MR", "adc|apparent"});
-    else if (n == "HBV" || n == "DWI") rules.push_back({name, "MR", "hbv|calc_?bval|b-?1[0-9]{3}|high.?b"});
-    else rules.push_back({name, "MR", name});
+    if (n == "CT")
+      rules.push_back({name, "CT", ""});
+    else if (n == "PET" || n == "PT")
+      rules.push_back({name, "PT", ""});
+    else if (n == "T2W" || n == "T2")
+      rules.push_back({name, "MR", "^(?!.*(adc|apparent|bval|hbv|diff|dwi)).*t2"});
+    else if (n == "ADC")
+      rules.push_back({name, "MR", "adc|apparent"});
+    else if (n == "HBV" || n == "DWI")
+      rules.push_back({name, "MR", "hbv|calc_?bval|b-?1[0-9]{3}|high.?b"});
+    else
+      rules.push_back({name, "MR", name});
   }
   return rules;
 }
@@ -133,8 +139,7 @@ Dataset open_dicom_dataset(const fs::path& root, const DicomDatasetOptions& opti
   ds.raw_label_values = {0};
   const io::DicomScan scan = io::scan_dicom(root);
   for (const auto& n : scan.skipped) detail::add_problem(ds, Severity::Warning, n.file, n.message);
-  for (const auto& n : scan.errors)
-    detail::add_problem(ds, Severity::Error, n.file, n.message);
+  for (const auto& n : scan.errors) detail::add_problem(ds, Severity::Error, n.file, n.message);
 
   std::vector<std::string> channels = options.channel_names;
   if (channels.empty()) {
@@ -175,8 +180,10 @@ Dataset open_dicom_dataset(const fs::path& root, const DicomDatasetOptions& opti
         if (h.empty() || (head && *head != h)) shared = false;
         head = h;
       }
-      if (shared && head) id = *head;
-      else id = series.front()->patient_id.empty() ? ds.name : series.front()->patient_id;
+      if (shared && head)
+        id = *head;
+      else
+        id = series.front()->patient_id.empty() ? ds.name : series.front()->patient_id;
     }
     id = sanitize_id(id);
     if (used_ids.count(id)) {
@@ -196,9 +203,10 @@ Dataset open_dicom_dataset(const fs::path& root, const DicomDatasetOptions& opti
       std::vector<const io::DicomSeriesInfo*> hits;
       for (const auto* s : series)
         if (matches(rule, *s)) hits.push_back(s);
-      const std::string want = rule.modality + (rule.description_pattern.empty()
-                                                    ? std::string()
-                                                    : " with SeriesDescription matching /" + rule.description_pattern + "/");
+      const std::string want =
+          rule.modality + (rule.description_pattern.empty()
+                               ? std::string()
+                               : " with SeriesDescription matching /" + rule.description_pattern + "/");
       if (hits.empty()) {
         detail::add_problem(ds, Severity::Error, series.front()->folder.parent_path(),
                             "case '" + id + "': no series for channel '" + rule.channel + "' (" + want +

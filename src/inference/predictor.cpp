@@ -81,7 +81,8 @@ CasePrediction Predictor::predict(const data::Case& c) const {
   }
   ordered.label_file.reset();
   TF_CHECK(!folder_.plan.crop_to_bbox || ordered.bbox, DatasetError, "case '", c.id,
-           "' has no bounding box but the model crops to one (give the HECKTOR layout with its bbox CSV)");
+           "' has no bounding box but the model crops to one (give the HECKTOR layout with its bbox CSV, or a ",
+           "*bbox*.csv at the root of DICOM studies)");
   const data::PreprocessedCase pc = data::preprocess_case(ordered, folder_.plan);
   CasePrediction out;
   out.id = c.id;
@@ -100,7 +101,8 @@ std::vector<io::DicomSegment> dicom_segments(const models::ModelFolder& folder) 
   std::vector<std::pair<int, std::string>> classes;
   if (folder.dataset.contains("labels") && folder.dataset["labels"].is_object())
     for (auto it = folder.dataset["labels"].begin(); it != folder.dataset["labels"].end(); ++it)
-      if (it.value().is_number_integer() && it.value().get<int>() > 0) classes.emplace_back(it.value().get<int>(), it.key());
+      if (it.value().is_number_integer() && it.value().get<int>() > 0)
+        classes.emplace_back(it.value().get<int>(), it.key());
   std::sort(classes.begin(), classes.end());
   if (classes.empty()) classes.emplace_back(1, "tumor");
   std::vector<io::DicomSegment> out;

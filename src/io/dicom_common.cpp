@@ -32,7 +32,8 @@ bool all_digits(const std::string& s) {
 
 std::optional<double> date_seconds(std::string date) {
   while (!date.empty() && date.back() == ' ') date.pop_back();
-  if (date.size() == 10 && date[4] == '.' && date[7] == '.') date = date.substr(0, 4) + date.substr(5, 2) + date.substr(8, 2);
+  if (date.size() == 10 && date[4] == '.' && date[7] == '.')
+    date = date.substr(0, 4) + date.substr(5, 2) + date.substr(8, 2);
   if (date.size() != 8 || !all_digits(date)) return std::nullopt;
   const int y = std::stoi(date.substr(0, 4)), m = std::stoi(date.substr(4, 2)), d = std::stoi(date.substr(6, 2));
   if (m < 1 || m > 12 || d < 1 || d > 31) return std::nullopt;
@@ -117,7 +118,8 @@ double suv_factor(const PetSuvTags& tags, const std::string& where) {
            "': RadionuclideHalfLife (0018,1075) must be in 60 s..100 days, got ", fmt(*tags.half_life_s), hint);
   TF_CHECK(tags.injection_time_s, FormatError, "'", where,
            "': RadiopharmaceuticalStartDateTime (0018,1078) and RadiopharmaceuticalStartTime (0018,1072) are missing "
-           "or malformed", hint);
+           "or malformed",
+           hint);
   TF_CHECK(tags.reference_time_s, FormatError, "'", where, "': ",
            dc == "start" ? "SeriesDate/SeriesTime (0008,0021/0031) and AcquisitionDate/Time"
                          : "AcquisitionDate/AcquisitionTime (0008,0022/0032)",

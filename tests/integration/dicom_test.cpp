@@ -28,8 +28,10 @@ class Dicom : public ::testing::Test {
     ASSERT_EQ(r.exit_code, 0) << r.output;
     r = run_cli("-q preprocess " + q(d / "raw") + " -o " + q(d / "pre") + " --target-spacing 1.5,1.5,1.5");
     ASSERT_EQ(r.exit_code, 0) << r.output;
-    r = run_cli("-q train -d " + q(d / "pre") + " -m teachformer_s --preset tiny -f 0 --folds 2 --epochs 1 "
-                "--steps-per-epoch 2 -o " + q(d / "model"));
+    r = run_cli("-q train -d " + q(d / "pre") +
+                " -m teachformer_s --preset tiny -f 0 --folds 2 --epochs 1 "
+                "--steps-per-epoch 2 -o " +
+                q(d / "model"));
     ASSERT_EQ(r.exit_code, 0) << r.output;
     r = run_cli("-q synth --layout dicom -o " + q(d / "dicom") + " --cases 1 --size 56,56,20 --bbox-mm 48 --seed 5");
     ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -146,13 +148,14 @@ TEST_F(Dicom, AmbiguousAndNonImageInputGiveOneLineOrANote) {
   EXPECT_NE(r.output.find("CT head-neck 3mm"), std::string::npos) << r.output;
   // A structured report in the tree: skipped with a note in verify (beside the ambiguity error).
   const auto sr = run_command(
-      python_exe() + " -c \"import pydicom; from pydicom.dataset import Dataset, FileMetaDataset; from pydicom.uid import "
+      python_exe() +
+      " -c \"import pydicom; from pydicom.dataset import Dataset, FileMetaDataset; from pydicom.uid import "
       "ExplicitVRLittleEndian, generate_uid; m = FileMetaDataset(); m.MediaStorageSOPClassUID = "
       "'1.2.840.10008.5.1.4.1.1.88.11'; m.MediaStorageSOPInstanceUID = generate_uid(); m.TransferSyntaxUID = "
       "ExplicitVRLittleEndian; d = Dataset(); d.file_meta = m; d.SOPClassUID = m.MediaStorageSOPClassUID; "
       "d.SOPInstanceUID = m.MediaStorageSOPInstanceUID; d.Modality = 'SR'; d.is_little_endian = True; "
-      "d.is_implicit_VR = False; d.save_as('" + (bad / case_id_ / "report.dcm").string() +
-      "', write_like_original=False)\"");
+      "d.is_implicit_VR = False; d.save_as('" +
+      (bad / case_id_ / "report.dcm").string() + "', write_like_original=False)\"");
   if (sr.exit_code == 0) {
     r = run_cli("verify " + q(bad));
     EXPECT_EQ(r.exit_code, 1) << r.output;

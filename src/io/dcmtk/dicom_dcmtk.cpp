@@ -94,8 +94,8 @@ std::unique_ptr<DcmFileFormat> load_full(const fs::path& file) {
 }
 
 const std::set<std::string>& non_image_modalities() {
-  static const std::set<std::string> m{"SR", "RTSTRUCT", "RTPLAN", "RTDOSE", "RTRECORD", "SEG", "PR", "KO", "REG",
-                                       "DOC", "AU", "ECG", "HD", "RWV", "PLAN", "FID"};
+  static const std::set<std::string> m{"SR",  "RTSTRUCT", "RTPLAN", "RTDOSE", "RTRECORD", "SEG", "PR",   "KO",
+                                       "REG", "DOC",      "AU",     "ECG",    "HD",       "RWV", "PLAN", "FID"};
   return m;
 }
 
@@ -123,16 +123,20 @@ Slice read_slice(const fs::path& file, DcmDataset& ds) {
   s.has_ipp = true;
   for (int a = 0; a < 3; ++a) {
     const auto v = get_double(ds, DCM_ImagePositionPatient, unsigned(a));
-    if (!v) s.has_ipp = false;
-    else s.ipp[size_t(a)] = *v;
+    if (!v)
+      s.has_ipp = false;
+    else
+      s.ipp[size_t(a)] = *v;
     OFString t;
     if (ds.findAndGetOFString(DCM_ImagePositionPatient, t, unsigned(a)).good()) s.ipp_text[a] = t.c_str();
   }
   s.has_iop = true;
   for (int a = 0; a < 6; ++a) {
     const auto v = get_double(ds, DCM_ImageOrientationPatient, unsigned(a));
-    if (!v) s.has_iop = false;
-    else s.iop[size_t(a)] = *v;
+    if (!v)
+      s.has_iop = false;
+    else
+      s.iop[size_t(a)] = *v;
   }
   for (int a = 0; a < 2; ++a)
     if (const auto v = get_double(ds, DCM_PixelSpacing, unsigned(a))) s.pixel_spacing[size_t(a)] = *v;
@@ -180,8 +184,8 @@ SortedSeries sort_slices(std::vector<Slice> slices, const fs::path& folder) {
              FormatError, where, ": PixelSpacing differs between slices ('", s.file.filename().string(), "')");
   }
   const Vec3 r{first.iop[0], first.iop[1], first.iop[2]}, c{first.iop[3], first.iop[4], first.iop[5]};
-  TF_CHECK(std::abs(dot(r, r) - 1) < 1e-3 && std::abs(dot(c, c) - 1) < 1e-3 && std::abs(dot(r, c)) < 1e-3,
-           FormatError, "'", first.file.string(), "': ImageOrientationPatient is not two orthogonal unit vectors");
+  TF_CHECK(std::abs(dot(r, r) - 1) < 1e-3 && std::abs(dot(c, c) - 1) < 1e-3 && std::abs(dot(r, c)) < 1e-3, FormatError,
+           "'", first.file.string(), "': ImageOrientationPatient is not two orthogonal unit vectors");
   const Vec3 n = cross(r, c);
   auto pos = [&](const Slice& s) { return dot(Vec3{s.ipp[0], s.ipp[1], s.ipp[2]}, n); };
   std::stable_sort(slices.begin(), slices.end(), [&](const Slice& a, const Slice& b) { return pos(a) < pos(b); });
@@ -214,9 +218,9 @@ SortedSeries sort_slices(std::vector<Slice> slices, const fs::path& folder) {
                  "' where the spacing is ", fmt(dz), " mm (about ", long(std::lround(g / dz)) - 1,
                  " slice(s) missing)");
       }
-      TF_CHECK(std::abs(g - dz) <= std::max(0.01, 0.01 * dz), FormatError, where, ": uneven slice spacing: ",
-               fmt(g), " mm between '", slices[k].file.filename().string(), "' and '",
-               slices[k + 1].file.filename().string(), "', ", fmt(dz), " mm elsewhere");
+      TF_CHECK(std::abs(g - dz) <= std::max(0.01, 0.01 * dz), FormatError, where, ": uneven slice spacing: ", fmt(g),
+               " mm between '", slices[k].file.filename().string(), "' and '", slices[k + 1].file.filename().string(),
+               "', ", fmt(dz), " mm elsewhere");
     }
   }
   SortedSeries out;
@@ -259,8 +263,8 @@ double slice_suv_factor(DcmDataset& ds, const fs::path& file, double earliest_ac
     }
   }
   const auto series_time = dicom_date_time_seconds(series_date, get_string(ds, DCM_SeriesTime));
-  const auto acq_time = dicom_date_time_seconds(acq_date.empty() ? series_date : acq_date,
-                                                get_string(ds, DCM_AcquisitionTime));
+  const auto acq_time =
+      dicom_date_time_seconds(acq_date.empty() ? series_date : acq_date, get_string(ds, DCM_AcquisitionTime));
   const std::string dc = get_string(ds, DCM_DecayCorrection);
   if (dc == "NONE") {
     t.reference_time_s = acq_time;
@@ -312,13 +316,13 @@ void decode_slice(DcmDataset& ds, const fs::path& file, float* out, size_t count
   unsigned long n = 0;
   if (bits_alloc == 8) {
     const Uint8* p = nullptr;
-    TF_CHECK(ds.findAndGetUint8Array(DCM_PixelData, p, &n).good() && p && n >= count, FormatError, "'",
-             file.string(), "': pixel data missing or shorter than Rows x Columns");
+    TF_CHECK(ds.findAndGetUint8Array(DCM_PixelData, p, &n).good() && p && n >= count, FormatError, "'", file.string(),
+             "': pixel data missing or shorter than Rows x Columns");
     for (size_t i = 0; i < count; ++i) out[i] = convert(p[i]);
   } else if (bits_alloc == 16) {
     const Uint16* p = nullptr;
-    TF_CHECK(ds.findAndGetUint16Array(DCM_PixelData, p, &n).good() && p && n >= count, FormatError, "'",
-             file.string(), "': pixel data missing or shorter than Rows x Columns");
+    TF_CHECK(ds.findAndGetUint16Array(DCM_PixelData, p, &n).good() && p && n >= count, FormatError, "'", file.string(),
+             "': pixel data missing or shorter than Rows x Columns");
     for (size_t i = 0; i < count; ++i) out[i] = convert(p[i]);
   } else if (bits_alloc == 32) {
     DcmElement* e = nullptr;
@@ -338,9 +342,7 @@ std::string uid() {
   return buf;
 }
 
-void check_ok(const OFCondition& c, const std::string& what) {
-  TF_CHECK(c.good(), IoError, what, ": ", c.text());
-}
+void check_ok(const OFCondition& c, const std::string& what) { TF_CHECK(c.good(), IoError, what, ": ", c.text()); }
 
 std::string ds_text(double v) {
   // DS values hold at most 16 characters.
@@ -404,8 +406,8 @@ DicomScan scan_dicom(const fs::path& root) {
       DcmDataset& ds = *ff->getDataset();
       const std::string modality = get_string(ds, DCM_Modality);
       Uint16 rows = 0;
-      const bool image = ds.findAndGetUint16(DCM_Rows, rows).good() && rows > 0 &&
-                         !non_image_modalities().count(modality);
+      const bool image =
+          ds.findAndGetUint16(DCM_Rows, rows).good() && rows > 0 && !non_image_modalities().count(modality);
       if (!image) {
         scan.skipped.push_back({f, "not an image (Modality " + (modality.empty() ? std::string("none") : modality) +
                                        ", SOP class " + get_string(ds, DCM_SOPClassUID) + "); skipped"});
@@ -427,8 +429,9 @@ DicomScan scan_dicom(const fs::path& root) {
     }
     if (series.size() > 1) {
       std::string list;
-      for (const auto& [u, s] : series) list += (list.empty() ? "" : "; ") + s.modality + " '" + s.description + "' (" +
-                                               std::to_string(s.files.size()) + " files, series " + s.series_number + ")";
+      for (const auto& [u, s] : series)
+        list += (list.empty() ? "" : "; ") + s.modality + " '" + s.description + "' (" +
+                std::to_string(s.files.size()) + " files, series " + s.series_number + ")";
       scan.errors.push_back({folder, "mixed series in one folder: " + std::to_string(series.size()) + " series (" +
                                          list + "); put each series in its own folder"});
       continue;
@@ -448,10 +451,12 @@ DicomSeriesInfo dicom_series_in(const fs::path& folder) {
       if (e.is_regular_file() && is_dicom_file(e.path())) files.push_back(e.path());
     TF_CHECK(!files.empty(), IoError, "'", folder.string(), "' holds no DICOM file");
   }
-  for (const auto& s : scan_dicom(folder).series)
+  const DicomScan found = scan_dicom(folder);
+  for (const auto& s : found.series)
     if (s.folder == folder) scan.series.push_back(s);
-  for (const auto& e : scan_dicom(folder).errors)
-    if (e.file == folder || e.file.parent_path() == folder) TF_THROW(FormatError, "'", e.file.string(), "': ", e.message);
+  for (const auto& e : found.errors)
+    if (e.file == folder || e.file.parent_path() == folder)
+      TF_THROW(FormatError, "'", e.file.string(), "': ", e.message);
   TF_CHECK(scan.series.size() == 1, FormatError, "'", folder.string(), "' holds no DICOM image series");
   return scan.series.front();
 }
@@ -472,8 +477,8 @@ Volume read_dicom_series(const DicomSeriesInfo& series, const DicomReadOptions& 
       auto ff = load_header(s.file);
       DcmDataset& ds = *ff->getDataset();
       const std::string d = get_string(ds, DCM_AcquisitionDate);
-      const auto t = dicom_date_time_seconds(d.empty() ? get_string(ds, DCM_SeriesDate) : d,
-                                             get_string(ds, DCM_AcquisitionTime));
+      const auto t =
+          dicom_date_time_seconds(d.empty() ? get_string(ds, DCM_SeriesDate) : d, get_string(ds, DCM_AcquisitionTime));
       if (t) earliest = std::min(earliest, *t);
     }
   }
@@ -497,7 +502,8 @@ Volume read_dicom_series(const DicomSeriesInfo& series, const DicomReadOptions& 
 
 std::vector<fs::path> write_dicom_series(const fs::path& folder, const Volume& volume, const DicomSeriesHeader& h) {
   init_dcmtk();
-  TF_CHECK(volume.channels() == 1, InvalidArgument, "write_dicom_series: expected one channel, got ", volume.channels());
+  TF_CHECK(volume.channels() == 1, InvalidArgument, "write_dicom_series: expected one channel, got ",
+           volume.channels());
   TF_CHECK(h.modality == "CT" || h.modality == "PT" || h.modality == "MR", InvalidArgument,
            "write_dicom_series: modality must be CT, PT or MR, got '", h.modality, "'");
   fs::create_directories(folder);
@@ -506,7 +512,7 @@ std::vector<fs::path> write_dicom_series(const fs::path& folder, const Volume& v
   const auto data = volume.data.to(torch::kFloat).contiguous();
   const float* src = data.data_ptr<float>();
   const std::string series_uid = h.series_uid.empty() ? uid() : h.series_uid;
-  const char* sop_class = h.modality == "CT" ? UID_CTImageStorage
+  const char* sop_class = h.modality == "CT"   ? UID_CTImageStorage
                           : h.modality == "PT" ? UID_PositronEmissionTomographyImageStorage
                                                : UID_MRImageStorage;
   const bool rle = h.transfer_syntax == UID_RLELosslessTransferSyntax;
@@ -674,7 +680,9 @@ void write_dicom_seg(const fs::path& path, const Volume& labels, const DicomSeri
   check_ok(seg->getSeries().setSeriesDescription(options.series_description.c_str()), what);
 
   FGPixelMeasures measures;
-  check_ok(measures.setPixelSpacing((ds_text(ref.grid.geometry.spacing[1]) + "\\" + ds_text(ref.grid.geometry.spacing[0])).c_str()), what);
+  check_ok(measures.setPixelSpacing(
+               (ds_text(ref.grid.geometry.spacing[1]) + "\\" + ds_text(ref.grid.geometry.spacing[0])).c_str()),
+           what);
   check_ok(measures.setSliceThickness(ds_text(ref.grid.geometry.spacing[2]).c_str()), what);
   check_ok(measures.setSpacingBetweenSlices(ds_text(ref.grid.geometry.spacing[2]).c_str()), what);
   check_ok(seg->addForAllFrames(measures), what);
@@ -700,11 +708,11 @@ void write_dicom_seg(const fs::path& path, const Volume& labels, const DicomSeri
   std::vector<Uint8> frame(per_slice);
   for (const auto& s : options.segments) {
     DcmSegment* segment = nullptr;
-    check_ok(DcmSegment::create(segment, s.name.c_str(),
-                                CodeSequenceMacro(s.category.value.c_str(), s.category.scheme.c_str(),
-                                                  s.category.meaning.c_str()),
-                                CodeSequenceMacro(s.type.value.c_str(), s.type.scheme.c_str(), s.type.meaning.c_str()),
-                                DcmSegTypes::SAT_AUTOMATIC, (options.algorithm_name + " " + version).c_str()),
+    check_ok(DcmSegment::create(
+                 segment, s.name.c_str(),
+                 CodeSequenceMacro(s.category.value.c_str(), s.category.scheme.c_str(), s.category.meaning.c_str()),
+                 CodeSequenceMacro(s.type.value.c_str(), s.type.scheme.c_str(), s.type.meaning.c_str()),
+                 DcmSegTypes::SAT_AUTOMATIC, (options.algorithm_name + " " + version).c_str()),
              what + ": segment '" + s.name + "'");
     std::unique_ptr<DcmSegment> owned(segment);
     if (!s.description.empty()) check_ok(segment->setSegmentDescription(s.description.c_str()), what);
@@ -735,8 +743,8 @@ void write_dicom_seg(const fs::path& path, const Volume& labels, const DicomSeri
       OFVector<ImageSOPInstanceReferenceMacro> sources(1);
       check_ok(sources[0].setReferencedSOPClassUID(src.sop_class_uid.c_str()), what);
       check_ok(sources[0].setReferencedSOPInstanceUID(src.sop_instance_uid.c_str()), what);
-      std::unique_ptr<FGDerivationImage> derivation(
-          DcmSegmentation::createDerivationImageFG(sources, "Segmentation of the source image by " + OFString(options.algorithm_name.c_str())));
+      std::unique_ptr<FGDerivationImage> derivation(DcmSegmentation::createDerivationImageFG(
+          sources, "Segmentation of the source image by " + OFString(options.algorithm_name.c_str())));
       TF_CHECK(derivation, IoError, what, ": cannot create the derivation image reference");
       OFVector<FGBase*> per_frame;
       per_frame.push_back(&pos);
@@ -765,11 +773,13 @@ void write_dicom_seg(const fs::path& path, const Volume& labels, const DicomSeri
   fs::rename(tmp, path);
 }
 
-Volume read_dicom_seg(const fs::path& path, const DicomSeriesInfo& reference, const std::vector<int>& labels_of_segments) {
+Volume read_dicom_seg(const fs::path& path, const DicomSeriesInfo& reference,
+                      const std::vector<int>& labels_of_segments) {
   init_dcmtk();
   const SortedSeries ref = sorted_headers(reference);
   DcmSegmentation* raw = nullptr;
-  check_ok(DcmSegmentation::loadFile(path.c_str(), raw), "'" + path.string() + "': cannot read the Segmentation object");
+  check_ok(DcmSegmentation::loadFile(path.c_str(), raw),
+           "'" + path.string() + "': cannot read the Segmentation object");
   std::unique_ptr<DcmSegmentation> seg(raw);
   const Size3 size = ref.grid.size;
   const Uint16 rows = Uint16(size[1]), cols = Uint16(size[0]);
@@ -779,8 +789,10 @@ Volume read_dicom_seg(const fs::path& path, const DicomSeriesInfo& reference, co
   const Mat3 inv = invert(ref.grid.geometry.direction);
   for (size_t f = 0; f < seg->getNumberOfFrames(); ++f) {
     OFBool per_frame = OFFalse;
-    auto* segfg = dynamic_cast<FGSegmentation*>(seg->getFunctionalGroups().get(Uint32(f), DcmFGTypes::EFG_SEGMENTATION, per_frame));
-    auto* posfg = dynamic_cast<FGPlanePosPatient*>(seg->getFunctionalGroups().get(Uint32(f), DcmFGTypes::EFG_PLANEPOSPATIENT, per_frame));
+    auto* segfg = dynamic_cast<FGSegmentation*>(
+        seg->getFunctionalGroups().get(Uint32(f), DcmFGTypes::EFG_SEGMENTATION, per_frame));
+    auto* posfg = dynamic_cast<FGPlanePosPatient*>(
+        seg->getFunctionalGroups().get(Uint32(f), DcmFGTypes::EFG_PLANEPOSPATIENT, per_frame));
     TF_CHECK(segfg && posfg, FormatError, "'", path.string(), "': frame ", f + 1, " lacks its segment or position");
     Uint16 number = 0;
     segfg->getReferencedSegmentNumber(number);
@@ -788,7 +800,8 @@ Volume read_dicom_seg(const fs::path& path, const DicomSeriesInfo& reference, co
     posfg->getImagePositionPatient(x, y, z);
     const Vec3 idx = ref.grid.geometry.world_to_index({x, y, z});
     const long k = std::lround(idx[2]);
-    TF_CHECK(k >= 0 && k < size[2] && std::abs(idx[2] - double(k)) < 1e-2 && std::abs(idx[0]) < 1e-2 && std::abs(idx[1]) < 1e-2,
+    TF_CHECK(k >= 0 && k < size[2] && std::abs(idx[2] - double(k)) < 1e-2 && std::abs(idx[0]) < 1e-2 &&
+                 std::abs(idx[1]) < 1e-2,
              FormatError, "'", path.string(), "': frame ", f + 1, " at (", x, ", ", y, ", ", z,
              ") is not on a slice of the reference series");
     (void)inv;
@@ -797,7 +810,8 @@ Volume read_dicom_seg(const fs::path& path, const DicomSeriesInfo& reference, co
     std::unique_ptr<DcmIODTypes::Frame> unpacked(DcmSegUtils::unpackBinaryFrame(packed, rows, cols));
     TF_CHECK(unpacked && unpacked->length >= per_slice, FormatError, "'", path.string(), "': frame ", f + 1,
              " cannot be unpacked");
-    const uint8_t value = uint8_t(number >= 1 && size_t(number) <= labels_of_segments.size() ? labels_of_segments[number - 1] : number);
+    const uint8_t value =
+        uint8_t(number >= 1 && size_t(number) <= labels_of_segments.size() ? labels_of_segments[number - 1] : number);
     uint8_t* dst = op + size_t(k) * per_slice;
     for (size_t i = 0; i < per_slice; ++i)
       if (unpacked->pixData[i]) dst[i] = value;

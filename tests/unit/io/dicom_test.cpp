@@ -236,10 +236,14 @@ TEST(DicomSeries, UnevenSpacingAndUndecodableSyntaxAreRefusedByName) {
 
   write_dicom_series(dir / "j2k", phantom(1.0f, 0.0f), header("CT"));
   const std::string g = (dir / "j2k" / "IM00002.dcm").string();
-  ASSERT_TRUE(python("import pydicom; from pydicom.encaps import encapsulate; from pydicom.uid import "
-                     "JPEG2000Lossless; d = pydicom.dcmread('" + g + "'); d.PixelData = encapsulate([bytes(64)]); "
-                     "d.file_meta.TransferSyntaxUID = JPEG2000Lossless; d.is_implicit_VR = False; "
-                     "d.is_little_endian = True; d['PixelData'].is_undefined_length = True; d.save_as('" + g + "')"));
+  ASSERT_TRUE(
+      python("import pydicom; from pydicom.encaps import encapsulate; from pydicom.uid import "
+             "JPEG2000Lossless; d = pydicom.dcmread('" +
+             g +
+             "'); d.PixelData = encapsulate([bytes(64)]); "
+             "d.file_meta.TransferSyntaxUID = JPEG2000Lossless; d.is_implicit_VR = False; "
+             "d.is_little_endian = True; d['PixelData'].is_undefined_length = True; d.save_as('" +
+             g + "')"));
   m = error_of([&] { read_dicom_series(dir / "j2k"); });
   EXPECT_NE(m.find("JPEG 2000"), std::string::npos) << m;
   EXPECT_NE(m.find("IM00002.dcm"), std::string::npos) << m;
@@ -263,7 +267,8 @@ TEST(DicomScan, MixedSeriesAndNonImageObjectsAreReported) {
       "ExplicitVRLittleEndian; d = Dataset(); d.file_meta = m; d.SOPClassUID = m.MediaStorageSOPClassUID; "
       "d.SOPInstanceUID = m.MediaStorageSOPInstanceUID; d.Modality = 'SR'; d.SeriesInstanceUID = generate_uid(); "
       "d.StudyInstanceUID = '2.25.1'; d.is_little_endian = True; d.is_implicit_VR = False; "
-      "d.save_as('" + sr + "', write_like_original=False)");
+      "d.save_as('" +
+      sr + "', write_like_original=False)");
   const DicomScan scan = scan_dicom(dir.path());
   ASSERT_EQ(scan.series.size(), 2u);
   EXPECT_EQ(scan.series[0].modality, "CT");
@@ -286,7 +291,8 @@ TEST(DicomSeg, WritesOneSegmentPerLabelAndReadsBackVoxelForVoxel) {
   write_dicom_series(dir / "ct", ct, header("CT"));
   const DicomSeriesInfo ref = dicom_series_in(dir / "ct");
   Volume labels{torch::zeros({1, 6, 10, 12}, torch::kUInt8), read_dicom_grid(ref).geometry};
-  labels.data.index_put_({0, torch::indexing::Slice(1, 3), torch::indexing::Slice(2, 5), torch::indexing::Slice(3, 9)}, 1);
+  labels.data.index_put_({0, torch::indexing::Slice(1, 3), torch::indexing::Slice(2, 5), torch::indexing::Slice(3, 9)},
+                         1);
   labels.data.index_put_({0, 4, 7, torch::indexing::Slice(0, 2)}, 2);
   DicomSegOptions o;
   o.segments = {segment_for_label(1, "GTVp"), segment_for_label(2, "GTVn"), segment_for_label(3, "other")};
