@@ -1,4 +1,4 @@
-// teachformer doctor: what this machine and this build can do (LibTorch, threads, BLAS speed, ITK formats).
+// teachformer doctor: what this machine and this build can do (LibTorch, threads, BLAS speed, ITK formats, DCMTK).
 #include <cstdio>
 #include <cstdlib>
 
@@ -9,6 +9,7 @@
 #include "common.hpp"
 #include "teachformer/core/device.hpp"
 #include "teachformer/core/runtime.hpp"
+#include "teachformer/io/dicom.hpp"
 #include "teachformer/io/image_io.hpp"
 #include "teachformer/version.hpp"
 
@@ -55,6 +56,7 @@ void register_doctor(CLI::App& parent) {
                   "(or SkylakeX on AVX-512 CPUs)\n");
     }
     std::printf("ITK         %s\n", io::itk_version().c_str());
+    std::printf("DCMTK       %s\n", io::dcmtk_version().c_str());
     std::printf("formats    ");
     for (const auto& ext : io::supported_image_extensions()) std::printf(" %s", ext.c_str());
     std::printf(" (+ .safetensors for weights)\n");

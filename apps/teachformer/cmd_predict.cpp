@@ -1,5 +1,6 @@
 // teachformer predict: segment cases with a model folder (its own preprocessing), writing label maps on each
 // case's reference grid.
+#include <algorithm>
 #include <cstdio>
 
 #include "common.hpp"
@@ -20,7 +21,11 @@ void register_predict(CLI::App& parent) {
   static double overlap = 0.5;
   static int64_t sw_batch = 1;
   static bool tta = false, probabilities = false, detection = false, resume = false;
-  cmd->add_option("-i,--input", input, "Cases: a dataset in any supported layout, or {case}_{XXXX}.nii.gz files")
+  static std::vector<std::string> formats{"nifti"}, series_patterns;
+  static double suv_scale = 0;
+  cmd->add_option("-i,--input", input,
+                  "Cases: a dataset in any supported layout, DICOM studies (a folder per patient, series at any depth), "
+                  "or {case}_{XXXX}.nii.gz files")
       ->required();
   cmd->add_option("-o,--output", output, "Output folder for {case}.nii.gz")->required();
   cmd->add_option("-m,--model", model_dir, "Model folder written by train or distill")->required();
@@ -34,6 +39,18 @@ void register_predict(CLI::App& parent) {
                 "Also write {case}_detection.nii.gz: PI-CAI lesion candidates from the foreground probability");
   cmd->add_flag("--continue", resume, "Skip cases whose {case}.nii.gz already exists");
   cmd->add_option("--device", device, "cpu, cuda, cuda:N or auto")->capture_default_str();
+  cmd->add_option("--format", formats,
+                  "Output formats: nifti ({case}.nii.gz), dicom-seg ({case}.dcm, a DICOM Segmentation object on the "
+                  "reference series; DICOM input only); repeat or comma-separate for both")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"nifti", "dicom-seg"}))
+      ->capture_default_str();
+  cmd->add_option("--series-pattern", series_patterns,
+                  "DICOM input: choose a channel's series by SeriesDescription, CHANNEL=REGEX or "
+                  "CHANNEL=MODALITY:REGEX (repeatable; defaults in docs/dicom.md)");
+  cmd->add_option("--suv-scale", suv_scale,
+                  "DICOM input: multiply PET Bq/mL by this factor (g/Bq) instead of computing SUVbw from the header "
+                  "(for headers with missing or wrong dose, weight or times)");
   set_command(cmd, [] {
     TF_CHECK(overlap >= 0 && overlap < 1, InvalidArgument, "--overlap must be in [0, 1), got ", overlap);
     inference::PredictOptions o;
@@ -45,13 +62,24 @@ void register_predict(CLI::App& parent) {
     o.probabilities = probabilities || detection;
     o.device = device;
     const inference::Predictor predictor(model_dir, o);
-    const auto cases = inference::cases_for_prediction(input, predictor.folder().plan.channel_names());
+    data::DicomDatasetOptions dicom;
+    dicom.series_patterns = series_patterns;
+    if (suv_scale > 0) dicom.read.suv_scale = suv_scale;
+    const bool nifti = std::find(formats.begin(), formats.end(), "nifti") != formats.end();
+    const bool seg = std::find(formats.begin(), formats.end(), "dicom-seg") != formats.end();
+    const auto cases = inference::cases_for_prediction(input, predictor.folder().plan.channel_names(), dicom);
+    if (seg)
+      for (const auto& c : cases) {
+        const auto& ref = c.channel_files.at(size_t(data::reference_channel_index(c.channel_names)));
+        TF_CHECK(fs::is_directory(ref), InvalidArgument, "--format dicom-seg needs DICOM input; case '", c.id,
+                 "' reads its reference channel from the file '", ref.string(), "'");
+      }
     fs::create_directories(output);
     ProgressBar bar("predict", int64_t(cases.size()));
     int64_t done = 0, skipped = 0;
     double total = 0;
     for (const auto& c : cases) {
-      const fs::path target = fs::path(output) / (c.id + ".nii.gz");
+      const fs::path target = fs::path(output) / (c.id + (nifti ? ".nii.gz" : ".dcm"));
       if (resume && fs::exists(target)) {
         ++skipped;
         bar.advance();
@@ -59,7 +87,8 @@ void register_predict(CLI::App& parent) {
       }
       reset_peak_rss();
       const auto p = predictor.predict(c);
-      io::write_label(target, p.labels);
+      if (nifti) io::write_label(target, p.labels);
+      if (seg) inference::write_dicom_seg_prediction(fs::path(output) / (c.id + ".dcm"), c, p.labels, predictor.folder());
       if (probabilities) io::write_image(fs::path(output) / (c.id + "_probabilities.nii.gz"), *p.probabilities);
       if (detection) {
         const auto fg = p.probabilities->data.narrow(0, 1, p.probabilities->channels() - 1).sum(0);

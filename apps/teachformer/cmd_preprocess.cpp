@@ -27,8 +27,8 @@ void register_preprocess(CLI::App& parent) {
   static int workers = 1;
   cmd->add_option("dataset", root, "Raw dataset folder")->required();
   cmd->add_option("-o,--output", out, "Output folder")->required();
-  cmd->add_option("--format", format, "Layout (default: detected): nnunet, msd, hecktor2021, hecktor2022, picai")
-      ->check(CLI::IsMember({"nnunet", "msd", "hecktor2021", "hecktor2022", "picai"}));
+  cmd->add_option("--format", format, "Layout (default: detected): nnunet, msd, hecktor2021, hecktor2022, picai, dicom")
+      ->check(CLI::IsMember({"nnunet", "msd", "hecktor2021", "hecktor2022", "picai", "dicom"}));
   cmd->add_option("--target-spacing", spacing,
                   "Voxel size X,Y,Z in mm (HECKTOR: of the bbox grid, default 1,1,1; others: default keep the "
                   "reference grid)");

@@ -32,8 +32,10 @@ void register_synth(CLI::App& parent) {
   cmd->add_option("--kind", kind, "petct (head and neck PET/CT) or mri (prostate T2W/ADC/HBV)")
       ->check(CLI::IsMember({"petct", "mri"}))
       ->capture_default_str();
-  cmd->add_option("--layout", layout, "nnunet, msd, hecktor2021 (petct default) or picai (mri default)")
-      ->check(CLI::IsMember({"nnunet", "msd", "hecktor2021", "picai"}));
+  cmd->add_option("--layout", layout,
+                  "nnunet, msd, hecktor2021 (petct default), picai (mri default) or dicom (one DICOM study per case: "
+                  "CT/PT or MR series, PET in Bq/mL with its SUV tags)")
+      ->check(CLI::IsMember({"nnunet", "msd", "hecktor2021", "picai", "dicom"}));
   cmd->add_option("--cases", cases, "Number of cases")->capture_default_str();
   cmd->add_option("--seed", seed, "Seed of every random choice")->capture_default_str();
   cmd->add_option("--size", size,

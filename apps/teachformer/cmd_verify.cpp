@@ -13,8 +13,8 @@ void register_verify(CLI::App& parent) {
   static bool headers_only = false;
   static double tolerance_mm = 1e-3;
   cmd->add_option("dataset", root, "Dataset folder")->required();
-  cmd->add_option("--format", format, "Layout (default: detected): nnunet, msd, hecktor2021, hecktor2022, picai")
-      ->check(CLI::IsMember({"nnunet", "msd", "hecktor2021", "hecktor2022", "picai"}));
+  cmd->add_option("--format", format, "Layout (default: detected): nnunet, msd, hecktor2021, hecktor2022, picai, dicom")
+      ->check(CLI::IsMember({"nnunet", "msd", "hecktor2021", "hecktor2022", "picai", "dicom"}));
   cmd->add_option("--workers", workers, "Cases checked at once")->capture_default_str();
   cmd->add_flag("--headers-only", headers_only, "Skip the voxel checks (NaN/Inf, label values, empty labels)");
   cmd->add_option("--tolerance-mm", tolerance_mm, "Largest spacing/origin difference between grids that must match")

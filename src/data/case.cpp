@@ -39,7 +39,7 @@ LoadedCase Case::load() const {
       out.channels.push_back(io::Volume{all.data.narrow(0, c, 1).clone(), all.geometry});
   } else {
     for (const auto& file : channel_files) {
-      io::Volume v = io::read_image(file);
+      io::Volume v = std::filesystem::is_directory(file) ? io::read_dicom_series(file, dicom) : io::read_image(file);
       TF_CHECK(v.channels() == 1, DatasetError, "'", file.string(), "': expected a single-channel 3D image, found ",
                v.channels(), " channels");
       out.channels.push_back(std::move(v));

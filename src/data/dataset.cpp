@@ -9,6 +9,7 @@
 #include "teachformer/core/error.hpp"
 #include "teachformer/core/fs.hpp"
 #include "teachformer/core/json.hpp"
+#include "teachformer/data/dicom_dataset.hpp"
 
 namespace teachformer::data {
 
@@ -188,11 +189,12 @@ std::string to_string(DatasetFormat format) {
     case DatasetFormat::Hecktor2021: return "hecktor2021";
     case DatasetFormat::Hecktor2022: return "hecktor2022";
     case DatasetFormat::Picai: return "picai";
+    case DatasetFormat::Dicom: return "dicom";
   }
   return "unknown";
 }
 
-std::vector<std::string> format_names() { return {"nnunet", "msd", "hecktor2021", "hecktor2022", "picai"}; }
+std::vector<std::string> format_names() { return {"nnunet", "msd", "hecktor2021", "hecktor2022", "picai", "dicom"}; }
 
 DatasetFormat format_from_string(const std::string& name) {
   const std::string n = detail::lower(name);
@@ -201,6 +203,7 @@ DatasetFormat format_from_string(const std::string& name) {
   if (n == "hecktor2021" || n == "hecktor") return DatasetFormat::Hecktor2021;
   if (n == "hecktor2022") return DatasetFormat::Hecktor2022;
   if (n == "picai") return DatasetFormat::Picai;
+  if (n == "dicom") return DatasetFormat::Dicom;
   TF_THROW(InvalidArgument, "--format: unknown dataset format '", name, "'; expected one of ", format_names());
 }
 
@@ -249,9 +252,10 @@ DatasetFormat detect_format(const fs::path& root) {
   }
   for (const auto& f : detail::list_files(root / "imagesTr"))
     if (f.filename().string().find("__CT.") != std::string::npos) return DatasetFormat::Hecktor2022;
+  if (contains_dicom(root)) return DatasetFormat::Dicom;
   TF_THROW(DatasetError, "cannot detect the layout of '", root.string(),
            "': looked for dataset.json (nnU-Net v2 / MSD), picai_public_images_fold*/ (PI-CAI), hecktor_nii/ or "
-           "*_ct.nii.gz (HECKTOR 2021) and imagesTr/*__CT.nii.gz (HECKTOR 2022) (hint: pass --format, one of ",
+           "*_ct.nii.gz (HECKTOR 2021), imagesTr/*__CT.nii.gz (HECKTOR 2022) and DICOM files (hint: pass --format, one of ",
            format_names(), ")");
 }
 
@@ -266,6 +270,7 @@ Dataset open_dataset(const fs::path& root, std::optional<DatasetFormat> format) 
     case DatasetFormat::Hecktor2021: ds = detail::read_hecktor2021(root); break;
     case DatasetFormat::Hecktor2022: ds = detail::read_hecktor2022(root); break;
     case DatasetFormat::Picai: ds = detail::read_picai(root); break;
+    case DatasetFormat::Dicom: return open_dicom_dataset(root);
   }
   ds.format = f;
   detail::finish_cases(ds);

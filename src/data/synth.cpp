@@ -12,6 +12,7 @@
 #include "teachformer/core/fs.hpp"
 #include "teachformer/core/json.hpp"
 #include "teachformer/core/progress.hpp"
+#include "teachformer/io/dicom.hpp"
 #include "teachformer/io/image_io.hpp"
 #include "teachformer/transforms/resample.hpp"
 
@@ -52,11 +53,14 @@ void SynthOptions::validate() const {
            unlabelled, " with ", cases, " cases");
   const DatasetFormat l = resolved_layout();
   if (kind == PhantomKind::PetCt)
-    TF_CHECK(l == DatasetFormat::NnUNet || l == DatasetFormat::Msd || l == DatasetFormat::Hecktor2021, InvalidArgument,
-             "--layout ", to_string(l), " does not fit --kind petct; expected nnunet, msd or hecktor2021");
+    TF_CHECK(l == DatasetFormat::NnUNet || l == DatasetFormat::Msd || l == DatasetFormat::Hecktor2021 ||
+                 l == DatasetFormat::Dicom,
+             InvalidArgument, "--layout ", to_string(l),
+             " does not fit --kind petct; expected nnunet, msd, hecktor2021 or dicom");
   else
-    TF_CHECK(l == DatasetFormat::NnUNet || l == DatasetFormat::Msd || l == DatasetFormat::Picai, InvalidArgument,
-             "--layout ", to_string(l), " does not fit --kind mri; expected nnunet, msd or picai");
+    TF_CHECK(l == DatasetFormat::NnUNet || l == DatasetFormat::Msd || l == DatasetFormat::Picai ||
+                 l == DatasetFormat::Dicom,
+             InvalidArgument, "--layout ", to_string(l), " does not fit --kind mri; expected nnunet, msd, picai or dicom");
   const Size3 s = resolved_size();
   const Size3 minimum = kind == PhantomKind::PetCt ? Size3{32, 32, 12} : Size3{32, 32, 6};
   for (int a = 0; a < 3; ++a)
@@ -100,6 +104,34 @@ io::PixelType pixel_type_of(const std::string& channel) {
 }
 
 std::string picai_fold(const std::string& patient) { return "picai_public_images_fold" + std::to_string(std::stoi(patient) % 5); }
+
+// A UID that depends only on the case id and what it names, so a dataset written twice has the same studies.
+std::string stable_uid(const std::string& id, const std::string& what) {
+  uint64_t h = 1469598103934665603ull;
+  for (char c : id + "/" + what) h = (h ^ uint64_t(static_cast<unsigned char>(c))) * 1099511628211ull;
+  return "2.25." + std::to_string(h);
+}
+
+// One DICOM study per case: {root}/{id}/{channel}/IM00001.dcm ..., CT and PET sharing the frame of reference.
+void write_dicom_case(const fs::path& root, const Phantom& p, bool mri) {
+  const char* mr_descriptions[] = {"t2_tse_tra", "ep2d_diff_tra_ADC", "ep2d_diff_tra_CALC_BVAL"};
+  for (size_t c = 0; c < p.channels.size(); ++c) {
+    io::DicomSeriesHeader h;
+    const std::string& name = p.channel_names[c];
+    h.modality = mri ? "MR" : (name == "CT" ? "CT" : "PT");
+    h.description = mri ? mr_descriptions[c % 3] : (name == "CT" ? "CT head-neck 3mm" : "PET AC WB");
+    h.patient_id = p.patient_id;
+    h.patient_name = "Phantom^" + p.patient_id;
+    h.study_uid = stable_uid(p.id, "study");
+    h.frame_of_reference_uid = stable_uid(p.id, mri ? "for/" + name : std::string("for"));
+    h.series_uid = stable_uid(p.id, "series/" + name);
+    h.series_number = int(c) + 1;
+    // Injection at 09:00, scan at 10:05: decay over 65 minutes is in the Bq/mL values.
+    h.injection_time = "090000";
+    h.series_time = "100500";
+    io::write_dicom_series(root / p.id / name, p.channels[c], h);
+  }
+}
 
 SynthCase write_case(const fs::path& root, DatasetFormat layout, const Phantom& p, bool labelled) {
   SynthCase sc;
@@ -158,6 +190,13 @@ SynthCase write_case(const fs::path& root, DatasetFormat layout, const Phantom& 
       if (labelled) io::write_label(root / "labelsTr" / (p.id + ".nii.gz"), label);
       break;
     }
+    case DatasetFormat::Dicom: {
+      write_dicom_case(root, p, p.channel_names.size() == 3);
+      for (const auto& ch : p.channels) sc.channel_grids.push_back(ch.grid());
+      if (labelled) io::write_label(root / "labels" / (p.id + ".nii.gz"), label);
+      sc.bbox = p.bbox;
+      break;
+    }
     case DatasetFormat::Hecktor2022: TF_THROW(InvalidArgument, "synth: layout hecktor2022 is not written");
   }
   return sc;
@@ -203,14 +242,14 @@ SynthResult synthesize(const fs::path& out, const SynthOptions& options) {
   const bool mri = options.kind == PhantomKind::Mri;
   int64_t labelled = 0;
   for (const auto& c : result.cases) labelled += c.labelled ? 1 : 0;
-  if (layout == DatasetFormat::Hecktor2021) {
+  if (layout == DatasetFormat::Hecktor2021 || (layout == DatasetFormat::Dicom && !mri)) {
     std::string csv = "PatientID,x1,x2,y1,y2,z1,z2\n";
     for (const auto& c : result.cases) {
       const auto& b = *c.bbox;
       csv += c.id + "," + fixed(b.min[0]) + "," + fixed(b.max[0]) + "," + fixed(b.min[1]) + "," + fixed(b.max[1]) +
              "," + fixed(b.min[2]) + "," + fixed(b.max[2]) + "\n";
     }
-    write_file_atomic(out / "hecktor2021_bbox_training.csv", csv);
+    write_file_atomic(out / (layout == DatasetFormat::Dicom ? "bbox.csv" : "hecktor2021_bbox_training.csv"), csv);
     // What was written: the CSV keeps 3 decimals.
     for (auto& c : result.cases)
       for (int a = 0; a < 3; ++a) {

@@ -14,6 +14,7 @@
 #include "teachformer/data/preprocess.hpp"
 #include "teachformer/inference/sliding_window.hpp"
 #include "teachformer/io/image_io.hpp"
+#include "teachformer/version.hpp"
 
 namespace teachformer::inference {
 namespace {
@@ -80,7 +81,8 @@ CasePrediction Predictor::predict(const data::Case& c) const {
   }
   ordered.label_file.reset();
   TF_CHECK(!folder_.plan.crop_to_bbox || ordered.bbox, DatasetError, "case '", c.id,
-           "' has no bounding box but the model crops to one (give the HECKTOR layout with its bbox CSV)");
+           "' has no bounding box but the model crops to one (give the HECKTOR layout with its bbox CSV, or a ",
+           "*bbox*.csv at the root of DICOM studies)");
   const data::PreprocessedCase pc = data::preprocess_case(ordered, folder_.plan);
   CasePrediction out;
   out.id = c.id;
@@ -95,8 +97,53 @@ CasePrediction Predictor::predict(const data::Case& c) const {
   return out;
 }
 
-std::vector<data::Case> cases_for_prediction(const fs::path& input, const std::vector<std::string>& channel_names) {
+std::vector<io::DicomSegment> dicom_segments(const models::ModelFolder& folder) {
+  std::vector<std::pair<int, std::string>> classes;
+  if (folder.dataset.contains("labels") && folder.dataset["labels"].is_object())
+    for (auto it = folder.dataset["labels"].begin(); it != folder.dataset["labels"].end(); ++it)
+      if (it.value().is_number_integer() && it.value().get<int>() > 0)
+        classes.emplace_back(it.value().get<int>(), it.key());
+  std::sort(classes.begin(), classes.end());
+  if (classes.empty()) classes.emplace_back(1, "tumor");
+  std::vector<io::DicomSegment> out;
+  for (const auto& [value, name] : classes) out.push_back(io::segment_for_label(value, name));
+  return out;
+}
+
+void write_dicom_seg_prediction(const fs::path& path, const data::Case& c, const io::Volume& labels,
+                                const models::ModelFolder& folder) {
+  const int ref = data::reference_channel_index(c.channel_names);
+  TF_CHECK(size_t(ref) < c.channel_files.size() && fs::is_directory(c.channel_files[size_t(ref)]), DatasetError,
+           "case '", c.id, "': --format dicom-seg needs DICOM input; the reference channel '",
+           c.channel_names.at(size_t(ref)), "' is the file '", c.channel_files.at(size_t(ref)).string(), "'");
+  io::DicomSegOptions o;
+  o.segments = dicom_segments(folder);
+  o.algorithm_name = "TeachFormer " + folder.model;
+  o.algorithm_version = kVersion;
+  o.series_description = "TeachFormer " + folder.model + " segmentation";
+  io::write_dicom_seg(path, labels, io::dicom_series_in(c.channel_files[size_t(ref)]), o);
+}
+
+std::vector<data::Case> cases_for_prediction(const fs::path& input, const std::vector<std::string>& channel_names,
+                                             const data::DicomDatasetOptions& dicom) {
   TF_CHECK(fs::is_directory(input), IoError, "input folder '", input.string(), "' does not exist");
+  bool dicom_input = false;
+  try {
+    dicom_input = data::detect_format(input) == data::DatasetFormat::Dicom;
+  } catch (const DatasetError&) {
+  }
+  if (dicom_input) {
+    data::DicomDatasetOptions o = dicom;
+    o.channel_names = channel_names;
+    const data::Dataset ds = data::open_dicom_dataset(input, o);
+    std::vector<std::string> errors;
+    for (const auto& p : ds.problems)
+      if (p.severity == data::Severity::Error) errors.push_back(p.to_string());
+    TF_CHECK(errors.empty(), DatasetError, "DICOM input '", input.string(), "': ", errors.front(),
+             errors.size() > 1 ? " (and " + std::to_string(errors.size() - 1) + " more; teachformer verify lists them)"
+                               : std::string());
+    return ds.all_cases();
+  }
   try {
     (void)data::detect_format(input);
     const data::Dataset ds = data::open_dataset(input);

@@ -17,6 +17,7 @@
 #include "teachformer/core/error.hpp"
 #include "teachformer/core/fs.hpp"
 #include "teachformer/io/image_io.hpp"
+#include "teachformer/io/dicom.hpp"
 #include "io/detail/file_checks.hpp"
 
 namespace teachformer::io {
@@ -304,11 +305,15 @@ void write_impl(const fs::path& path, const Volume& volume, PixelType type) {
 std::string itk_version() { return itk::Version::GetITKVersion(); }
 
 ImageInfo read_image_info(const fs::path& path, const ReadLimits& limits) {
+  if (fs::is_directory(path)) return dicom_image_info(path);
   auto io = make_io(path);
   return read_header(io.GetPointer(), path, limits).info;
 }
 
-Volume read_image(const fs::path& path, const ReadLimits& limits) { return read_float(path, limits); }
+Volume read_image(const fs::path& path, const ReadLimits& limits) {
+  if (fs::is_directory(path)) return read_dicom_series(path);
+  return read_float(path, limits);
+}
 
 Volume read_label(const fs::path& path, const ReadLimits& limits) {
   Volume v = read_float(path, limits);

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "teachformer/core/geometry.hpp"
+#include "teachformer/io/dicom.hpp"
 #include "teachformer/io/volume.hpp"
 #include "teachformer/transforms/case_geometry.hpp"
 
@@ -31,7 +32,8 @@ struct Case {
   std::string patient_id;
   /// Channel names in order (e.g. {"CT", "PET"}, {"T2W", "ADC", "HBV"}).
   std::vector<std::string> channel_names;
-  /// One image file per channel, or a single 4D file holding all channels (MSD) when there are several names.
+  /// One image file per channel, or a single 4D file holding all channels (MSD) when there are several names; a
+  /// folder is a DICOM series (read with `dicom`).
   std::vector<std::filesystem::path> channel_files;
   /// Label map file (absent for unlabelled / test cases).
   std::optional<std::filesystem::path> label_file;
@@ -39,6 +41,8 @@ struct Case {
   std::optional<transforms::BoundingBox> bbox;
   /// True when label values >= 1 are all foreground (PI-CAI: 1 = AI-derived lesion, 2..5 = ISUP grade).
   bool binarize_label = false;
+  /// How channels that are DICOM series folders are read (PET SUV override).
+  io::DicomReadOptions dicom;
 
   /// True when a label file is known.
   bool labelled() const { return label_file.has_value(); }

@@ -7,6 +7,8 @@
 //   hecktor2022  imagesTr/{Centre}-{NNN}__CT.nii.gz, __PT.nii.gz, labelsTr/{Centre}-{NNN}.nii.gz (GTVp 1, GTVn 2)
 //   picai        picai_public_images_fold*/{patient}/{patient}_{study}_{t2w,adc,hbv}.mha +
 //                picai_labels/csPCa_lesion_delineations/human_expert/resampled/{patient}_{study}.nii.gz
+//   dicom        DICOM studies: a folder per patient with its series at any depth (see data/dicom_dataset.hpp and
+//                docs/dicom.md); detected when no other layout matches and a DICOM file is found
 // See docs/datasets.md for how each is detected.
 #pragma once
 #include <filesystem>
@@ -19,9 +21,9 @@
 namespace teachformer::data {
 
 /// The supported raw layouts.
-enum class DatasetFormat { NnUNet, Msd, Hecktor2021, Hecktor2022, Picai };
+enum class DatasetFormat { NnUNet, Msd, Hecktor2021, Hecktor2022, Picai, Dicom };
 
-/// "nnunet", "msd", "hecktor2021", "hecktor2022" or "picai".
+/// "nnunet", "msd", "hecktor2021", "hecktor2022", "picai" or "dicom".
 std::string to_string(DatasetFormat format);
 /// Parses the names of to_string (InvalidArgument listing them otherwise).
 DatasetFormat format_from_string(const std::string& name);

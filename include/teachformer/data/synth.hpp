@@ -46,7 +46,9 @@ PhantomDifficulty phantom_difficulty_from_string(const std::string& name);
 struct SynthOptions {
   /// Phantom kind. Default petct.
   PhantomKind kind = PhantomKind::PetCt;
-  /// Layout written: petct: nnunet, msd or hecktor2021 (default); mri: nnunet, msd or picai (default).
+  /// Layout written: petct: nnunet, msd, hecktor2021 (default) or dicom; mri: nnunet, msd, picai (default) or dicom.
+  /// dicom writes {id}/{channel}/IM*.dcm studies (PET in Bq/mL with its decay tags), labels/{id}.nii.gz and, for
+  /// petct, bbox.csv.
   std::optional<DatasetFormat> layout;
   /// Number of cases. Default 8.
   int cases = 8;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "teachformer/data/case.hpp"
+#include "teachformer/data/dicom_dataset.hpp"
 #include "teachformer/models/model_folder.hpp"
 #include "teachformer/io/volume.hpp"
 
@@ -67,9 +68,21 @@ class Predictor {
   c10::Device device_;
 };
 
-/// Cases of `input`: a dataset in any supported layout (all cases, labelled or not), or a plain folder of nnU-Net
-/// style files {case}_{XXXX}.{ext} whose channel XXXX is the model's channel XXXX (`channel_names`).
+/// Cases of `input`: a dataset in any supported layout (all cases, labelled or not), DICOM studies (series matched
+/// to `channel_names` with `dicom`'s patterns; a study that cannot be matched is a DatasetError naming the series
+/// found), or a plain folder of nnU-Net style files {case}_{XXXX}.{ext} whose channel XXXX is the model's channel
+/// XXXX (`channel_names`).
 std::vector<data::Case> cases_for_prediction(const std::filesystem::path& input,
-                                             const std::vector<std::string>& channel_names);
+                                             const std::vector<std::string>& channel_names,
+                                             const data::DicomDatasetOptions& dicom = {});
+
+/// One DICOM segment per foreground label class of a model folder's dataset.json (name, description, SNOMED CT
+/// category/type and colour from io::segment_for_label).
+std::vector<io::DicomSegment> dicom_segments(const models::ModelFolder& folder);
+
+/// Writes `labels` (a prediction on the case's reference grid) as a DICOM Segmentation object referencing the
+/// case's reference channel, which must be a DICOM series (DatasetError otherwise).
+void write_dicom_seg_prediction(const std::filesystem::path& path, const data::Case& c, const io::Volume& labels,
+                                const models::ModelFolder& folder);
 
 }  // namespace teachformer::inference

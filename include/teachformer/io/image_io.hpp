@@ -47,7 +47,8 @@ std::vector<std::string> supported_image_extensions();
 /// ITK version string.
 std::string itk_version();
 
-/// Reads only the header. Throws IoError/FormatError naming the path.
+/// Reads only the header. Throws IoError/FormatError naming the path. A folder holding one DICOM series is read
+/// through io/dicom.hpp (here and in read_image; PET in SUVbw).
 ImageInfo read_image_info(const std::filesystem::path& path, const ReadLimits& limits = {});
 /// Reads an image of any scalar type as float32 [C, Z, Y, X]; 4D NIfTI and vector images give C > 1.
 Volume read_image(const std::filesystem::path& path, const ReadLimits& limits = {});
