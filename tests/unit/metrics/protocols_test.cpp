@@ -287,5 +287,37 @@ TEST(Protocols, NamesRoundTripAndUnknownNamesListTheValidOnes) {
   EXPECT_THROW(picai_input_from_string("probabilities"), InvalidArgument);
 }
 
+TEST(Protocols, FlagsOfAnotherProtocolAreNamedWithTheProtocolThatUsesThem) {
+  EXPECT_EQ(unused_flag_message(Protocol::Generic, {"--bbox"}),
+            "--bbox is only used by --protocol hecktor2021 (protocol is generic)");
+  EXPECT_EQ(unused_flag_message(Protocol::Hecktor2022, {"--labels", "--min-overlap"}),
+            "--min-overlap is only used by --protocol picai (protocol is hecktor2022)");
+  EXPECT_EQ(unused_flag_message(Protocol::Picai, {"--labels"}),
+            "--labels is not used by --protocol picai (reference >= 1 is lesion)");
+  EXPECT_EQ(unused_flag_message(Protocol::Picai, {"--percentile"}),
+            "--percentile is not used by --protocol picai (no surface distances)");
+  EXPECT_EQ(unused_flag_message(Protocol::Hecktor2021, {"--nsd-tolerance"}),
+            "--nsd-tolerance is only used by --protocol generic and hecktor2022");
+  // Every flag is used by at least one protocol, and each protocol accepts its own.
+  EXPECT_EQ(unused_flag_message(Protocol::Hecktor2021, {"--bbox", "--hecktor-official", "--labels", "--percentile"}),
+            "");
+  EXPECT_EQ(unused_flag_message(Protocol::Picai,
+                                {"--picai-input", "--candidate-threshold", "--min-voxels", "--min-overlap"}),
+            "");
+  EXPECT_EQ(unused_flag_message(Protocol::Generic, {"--labels", "--percentile", "--nsd-tolerance", "--unknown"}), "");
+  EXPECT_EQ(protocol_specific_flags().size(), 9u);
+}
+
+TEST(Protocols, EvaluateRejectsOptionsOfAnotherProtocolBeforeReadingFiles) {
+  EvaluateOptions o = quiet(Protocol::Picai);
+  o.labels = {1};
+  EXPECT_EQ(message_of([&] { evaluate_folders("/nonexistent/ref", "/nonexistent/pred", o); }),
+            "evaluate: --labels is not used by --protocol picai (reference >= 1 is lesion)");
+  o = quiet(Protocol::Generic);
+  o.bbox_csv = "boxes.csv";
+  EXPECT_EQ(message_of([&] { evaluate_folders("/nonexistent/ref", "/nonexistent/pred", o); }),
+            "evaluate: --bbox is only used by --protocol hecktor2021 (protocol is generic)");
+}
+
 }  // namespace
 }  // namespace teachformer::metrics
