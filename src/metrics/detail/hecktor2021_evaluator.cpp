@@ -6,6 +6,7 @@
 
 #include "metrics/detail/protocol_evaluators.hpp"
 #include "teachformer/core/error.hpp"
+#include "teachformer/data/bbox_csv.hpp"
 #include "teachformer/metrics/surface_distance.hpp"
 
 namespace teachformer::metrics::detail {
@@ -53,7 +54,7 @@ void Hecktor2021Evaluator::prepare(const Pairing& pairing) {
                  "to the bounding box)");
     return;
   }
-  boxes_ = read_bounding_boxes(csv);
+  boxes_ = data::read_bounding_boxes(csv);
   std::vector<std::string> absent;
   for (const auto& c : pairing.cases)
     if (!boxes_.count(c.case_id)) absent.push_back(c.case_id);
@@ -65,7 +66,7 @@ void Hecktor2021Evaluator::evaluate_case(size_t, const CasePair& pair, const io:
   torch::Tensor pred = w.eval.missing ? torch::zeros_like(reference.data) : io::read_label(pair.prediction).data;
   torch::Tensor ref_map = reference.data;
   if (!boxes_.empty()) {
-    const WorldBox& box = boxes_.at(pair.case_id);
+    const transforms::BoundingBox& box = boxes_.at(pair.case_id);
     int64_t inside = 0;
     ref_map = crop_to_world_box(ref_map, reference.grid(), box, &inside);
     pred = crop_to_world_box(pred, reference.grid(), box);

@@ -1,12 +1,12 @@
 #include "metrics/detail/protocol_evaluator.hpp"
 
 #include <cmath>
-#include <cstdio>
 #include <set>
 #include <sstream>
 
 #include "metrics/detail/protocol_evaluators.hpp"
 #include "teachformer/core/error.hpp"
+#include "teachformer/core/strings.hpp"
 
 namespace teachformer::metrics {
 
@@ -73,13 +73,7 @@ std::string join_labels(const std::vector<int>& labels) {
   return os.str();
 }
 
-std::string format_metric(double v, int precision) {
-  if (std::isnan(v)) return "nan";
-  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", precision, v);
-  return buf;
-}
+std::string format_metric(double v, int precision) { return format_fixed(v, precision, "nan"); }
 
 void ProtocolEvaluator::check() const {
   const EvaluateOptions& o = options_;

@@ -40,7 +40,7 @@ class Hecktor2021Evaluator : public ProtocolEvaluator {
   void summarise(EvaluationResult& result, Json& settings, std::ostream& table) const override;
 
  private:
-  std::map<std::string, WorldBox> boxes_;
+  std::map<std::string, transforms::BoundingBox> boxes_;
 };
 
 /// picai: lesion detection (candidates from softmax maps when needed), case-level AUROC, AP and FROC.

@@ -9,10 +9,13 @@
 #include "teachformer/core/error.hpp"
 #include "teachformer/core/fs.hpp"
 #include "teachformer/io/image_io.hpp"
+#include "test_checks.hpp"
 #include "test_support.hpp"
 
 namespace teachformer::metrics {
 namespace {
+
+using teachformer::test::message_of;
 
 using torch::indexing::Slice;
 
@@ -36,15 +39,6 @@ void write_label(const fs::path& p, const torch::Tensor& t, const Geometry& g = 
 
 void write_map(const fs::path& p, const torch::Tensor& t, const Geometry& g = geometry()) {
   io::write_image(p, io::Volume{t.unsqueeze(0).to(torch::kFloat32), g}, io::PixelType::Float32);
-}
-
-std::string message_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "no error";
 }
 
 EvaluateOptions quiet(Protocol p = Protocol::Generic) {
