@@ -8,20 +8,13 @@
 #include "model_folder_fixture.hpp"
 #include "teachformer/core/error.hpp"
 #include "teachformer/core/json.hpp"
+#include "test_checks.hpp"
 #include "test_support.hpp"
 
 namespace teachformer::models {
 namespace {
 
-template <typename F>
-std::string message_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "no error";
-}
+using teachformer::test::message_of;
 
 TEST(ModelFolder, ListsTheFoldsThatHoldACheckpoint) {
   test::TempDir dir;

@@ -6,19 +6,12 @@
 #include <torch/torch.h>
 
 #include "teachformer/core/error.hpp"
+#include "test_checks.hpp"
 
 namespace teachformer::nn {
 namespace {
 
-template <typename F>
-std::string message_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "no error";
-}
+using teachformer::test::message_of;
 
 int64_t count_parameters(const torch::nn::AnyModule& m) {
   int64_t n = 0;

@@ -8,19 +8,12 @@
 #include <torch/torch.h>
 
 #include "teachformer/core/error.hpp"
+#include "test_checks.hpp"
 
 namespace teachformer::nn {
 namespace {
 
-template <typename F>
-std::string message_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "no error";
-}
+using teachformer::test::message_of;
 
 // MONAI's layout of the qkv output: (qkv, head, dim).
 torch::Tensor naive_attention(SelfAttentionImpl& a, const torch::Tensor& x, torch::Tensor* probs = nullptr) {
