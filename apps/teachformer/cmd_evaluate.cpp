@@ -90,32 +90,14 @@ void register_evaluate(CLI::App& parent) {
     metrics::EvaluateOptions o;
     o.protocol = metrics::protocol_from_string(a.protocol);
     // Options that belong to another protocol are usage errors, never silently ignored.
-    auto only_for = [&](const char* flag, metrics::Protocol p) {
-      if (cmd->count(flag) > 0 && o.protocol != p) {
-        std::fprintf(stderr, "usage error: %s is only used by --protocol %s (protocol is %s)\n", flag,
-                     metrics::to_string(p).c_str(), a.protocol.c_str());
-        return false;
-      }
-      return true;
-    };
-    bool ok = only_for("--bbox", metrics::Protocol::Hecktor2021) &&
-              only_for("--hecktor-official", metrics::Protocol::Hecktor2021);
-    for (const char* f : {"--picai-input", "--candidate-threshold", "--min-voxels", "--min-overlap"})
-      ok = ok && only_for(f, metrics::Protocol::Picai);
-    if (ok && cmd->count("--labels") > 0 && o.protocol == metrics::Protocol::Picai) {
-      std::fprintf(stderr, "usage error: --labels is not used by --protocol picai (reference >= 1 is lesion)\n");
-      ok = false;
+    std::vector<std::string> given;
+    for (const auto& flag : metrics::protocol_specific_flags())
+      if (cmd->count(flag) > 0) given.push_back(flag);
+    const std::string misuse = metrics::unused_flag_message(o.protocol, given);
+    if (!misuse.empty()) {
+      std::fprintf(stderr, "usage error: %s\n", misuse.c_str());
+      return static_cast<int>(kUsageError);
     }
-    if (ok && cmd->count("--percentile") > 0 && o.protocol == metrics::Protocol::Picai) {
-      std::fprintf(stderr, "usage error: --percentile is not used by --protocol picai (no surface distances)\n");
-      ok = false;
-    }
-    if (ok && cmd->count("--nsd-tolerance") > 0 && o.protocol != metrics::Protocol::Generic &&
-        o.protocol != metrics::Protocol::Hecktor2022) {
-      std::fprintf(stderr, "usage error: --nsd-tolerance is only used by --protocol generic and hecktor2022\n");
-      ok = false;
-    }
-    if (!ok) return static_cast<int>(kUsageError);
     o.labels = a.labels;
     o.bbox_csv = a.bbox;
     o.hecktor_official = a.hecktor_official;

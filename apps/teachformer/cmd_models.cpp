@@ -10,6 +10,7 @@
 #include <torch/torch.h>
 
 #include "common.hpp"
+#include "teachformer/bench/bench.hpp"
 #include "teachformer/core/error.hpp"
 #include "teachformer/core/json.hpp"
 #include "teachformer/core/runtime.hpp"
@@ -18,33 +19,6 @@
 
 namespace teachformer::app {
 namespace {
-
-// "2x96x96x96" (C x D x H x W) or "1x2x96x96x96" (B x C x D x H x W).
-std::vector<int64_t> parse_shape(const std::string& text) {
-  std::vector<int64_t> shape;
-  std::stringstream ss(text);
-  std::string part;
-  while (std::getline(ss, part, 'x')) {
-    try {
-      size_t used = 0;
-      const long long v = std::stoll(part, &used);
-      TF_CHECK(used == part.size() && v > 0, InvalidArgument, "");
-      shape.push_back(v);
-    } catch (const std::exception&) {
-      TF_THROW(InvalidArgument, "--input '", text, "': expected positive integers joined by 'x' (CxDxHxW or BxCxDxHxW)");
-    }
-  }
-  TF_CHECK(shape.size() == 4 || shape.size() == 5, InvalidArgument, "--input '", text,
-           "': expected CxDxHxW or BxCxDxHxW, got ", shape.size(), " numbers");
-  if (shape.size() == 4) shape.insert(shape.begin(), 1);
-  return shape;
-}
-
-std::string shape_string(const std::vector<int64_t>& s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) out += (i ? "x" : "") + std::to_string(s[i]);
-  return out;
-}
 
 std::string with_commas(int64_t n) {
   std::string digits = std::to_string(n), out;
@@ -79,7 +53,7 @@ void register_models(CLI::App& parent) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--json", a.json, "Print one JSON object per model instead of a table");
   set_command(cmd, [] {
-    const std::vector<int64_t> shape = parse_shape(a.input);
+    const std::vector<int64_t> shape = bench::parse_bench_shape(a.input, "--input");
     std::map<std::string, nlohmann::json> per_model;
     for (const auto& spec : a.options) {
       const auto eq = spec.find('=');
@@ -134,7 +108,7 @@ void register_models(CLI::App& parent) {
             std::snprintf(mib, sizeof mib, "%.0f", row["peak_rss_mib"].get<double>());
           }
           std::printf("%-14s %12s %10.2f %10s %10s  %s\n", key.c_str(), with_commas(info.parameters).c_str(),
-                      info.gflops, seconds, mib, shape_string(info.output_shape).c_str());
+                      info.gflops, seconds, mib, bench::shape_string(info.output_shape).c_str());
         }
       } catch (const Error& e) {
         // A model whose constraints reject this input (or these options) says why instead of numbers.

@@ -3,21 +3,16 @@
 
 #include "common.hpp"
 #include "teachformer/core/error.hpp"
+#include "teachformer/core/strings.hpp"
 #include "teachformer/data/synth.hpp"
 
 namespace teachformer::app {
 namespace {
 
 Size3 parse_size(const std::string& text) {
-  Size3 s{};
-  int n = 0;
-  long long a = 0, b = 0, c = 0;
-  char tail = 0;
-  n = std::sscanf(text.c_str(), "%lld,%lld,%lld%c", &a, &b, &c, &tail);
-  TF_CHECK(n == 3 && a > 0 && b > 0 && c > 0, InvalidArgument, "--size: expected three positive integers X,Y,Z, got '",
-           text, "'");
-  s = {a, b, c};
-  return s;
+  const auto v = parse_positive_ints(text, ',');
+  TF_CHECK(v && v->size() == 3, InvalidArgument, "--size: expected three positive integers X,Y,Z, got '", text, "'");
+  return {(*v)[0], (*v)[1], (*v)[2]};
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include "teachformer/core/fs.hpp"
 #include "teachformer/core/log.hpp"
 #include "teachformer/core/progress.hpp"
+#include "teachformer/core/strings.hpp"
 #include "teachformer/dist/launcher.hpp"
 #include "teachformer/dist/process_group.hpp"
 #include "teachformer/dist/world.hpp"
@@ -88,17 +89,9 @@ pipeline::JobOptions to_job(const JobFlags& f) {
   while (std::getline(ss, ch, ','))
     if (!ch.empty()) j.channels.push_back(ch);
   if (!f.patch_size.empty()) {
-    std::stringstream ps(f.patch_size);
-    std::string item;
-    while (std::getline(ps, item, ',')) {
-      try {
-        size_t used = 0;
-        j.patch_size.push_back(std::stoll(item, &used));
-        TF_CHECK(used == item.size() && j.patch_size.back() > 0, InvalidArgument, "");
-      } catch (const std::exception&) {
-        TF_THROW(InvalidArgument, "--patch-size: expected D,H,W positive integers, got '", f.patch_size, "'");
-      }
-    }
+    const auto v = parse_positive_ints(f.patch_size, ',');
+    TF_CHECK(v, InvalidArgument, "--patch-size: expected D,H,W positive integers, got '", f.patch_size, "'");
+    j.patch_size = *v;
     TF_CHECK(j.patch_size.size() == 3, InvalidArgument, "--patch-size: expected D,H,W, got '", f.patch_size, "'");
   }
   j.resume = f.resume;

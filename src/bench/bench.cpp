@@ -45,17 +45,6 @@ using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 
-std::vector<std::string> split_list(const std::string& text) {
-  std::vector<std::string> parts;
-  std::stringstream ss(text);
-  std::string part;
-  while (std::getline(ss, part, ',')) {
-    const auto b = part.find_first_not_of(" \t");
-    const auto e = part.find_last_not_of(" \t");
-    parts.push_back(b == std::string::npos ? std::string() : part.substr(b, e - b + 1));
-  }
-  return parts;
-}
 
 }  // namespace
 
@@ -88,7 +77,7 @@ std::vector<BenchSection> parse_bench_sections(const std::string& text, const st
   std::vector<std::string> valid;
   for (auto s : all_bench_sections()) valid.push_back(to_string(s));
   std::set<BenchSection> chosen;
-  for (const auto& part : split_list(text)) {
+  for (const auto& part : split_trimmed(text, ',')) {
     bool found = false;
     for (auto s : all_bench_sections())
       if (to_string(s) == part) chosen.insert(s), found = true;
@@ -164,21 +153,10 @@ Json options_for_input(const BenchModel& model, const std::vector<int64_t>& spat
 }
 
 std::vector<int64_t> parse_bench_shape(const std::string& text, const std::string& option) {
-  std::vector<int64_t> shape;
-  std::stringstream ss(text);
-  std::string part;
-  while (std::getline(ss, part, 'x')) {
-    long long v = 0;
-    size_t used = 0;
-    try {
-      v = std::stoll(part, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    TF_CHECK(!part.empty() && used == part.size() && v > 0, InvalidArgument, option, " '", text,
-             "': expected positive integers joined by 'x' (CxDxHxW or BxCxDxHxW)");
-    shape.push_back(v);
-  }
+  const auto parsed = parse_positive_ints(text, 'x');
+  TF_CHECK(parsed, InvalidArgument, option, " '", text,
+           "': expected positive integers joined by 'x' (CxDxHxW or BxCxDxHxW)");
+  std::vector<int64_t> shape = *parsed;
   TF_CHECK(shape.size() == 4 || shape.size() == 5, InvalidArgument, option, " '", text,
            "': expected CxDxHxW or BxCxDxHxW, got ", shape.size(), " numbers");
   if (shape.size() == 4) shape.insert(shape.begin(), 1);
@@ -518,6 +496,7 @@ std::vector<int64_t> spatial(const std::vector<int64_t>& shape) {
 
 int64_t in_channels_of(const BenchModel& m) { return m.options.value("in_channels", int64_t(1)); }
 
+// Long as a whole but left in one piece: one short method per bench section, all sharing the rows and the options.
 class Runner {
  public:
   explicit Runner(const BenchOptions& o) : o_(o) {}

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <sstream>
 
 #include <algorithm>
 
@@ -57,8 +58,38 @@ std::vector<std::string> split_csv_line(const std::string& line) {
   return fields;
 }
 
-std::string format_fixed(double value, int precision) {
-  if (std::isnan(value)) return "n/a";
+std::vector<std::string> split_trimmed(const std::string& text, char separator) {
+  std::vector<std::string> parts;
+  std::stringstream ss(text);
+  std::string part;
+  while (std::getline(ss, part, separator)) {
+    const auto b = part.find_first_not_of(" \t");
+    const auto e = part.find_last_not_of(" \t");
+    parts.push_back(b == std::string::npos ? std::string() : part.substr(b, e - b + 1));
+  }
+  return parts;
+}
+
+std::optional<std::vector<int64_t>> parse_positive_ints(const std::string& text, char separator) {
+  std::vector<int64_t> values;
+  std::stringstream ss(text);
+  std::string part;
+  while (std::getline(ss, part, separator)) {
+    long long v = 0;
+    size_t used = 0;
+    try {
+      v = std::stoll(part, &used);
+    } catch (const std::exception&) {
+      return std::nullopt;
+    }
+    if (part.empty() || used != part.size() || v <= 0) return std::nullopt;
+    values.push_back(v);
+  }
+  return values;
+}
+
+std::string format_fixed(double value, int precision, const char* nan_text) {
+  if (std::isnan(value)) return nan_text;
   if (std::isinf(value)) return value > 0 ? "inf" : "-inf";
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.*f", precision, value);

@@ -1,5 +1,7 @@
 #include "teachformer/data/dataset.hpp"
 
+#include "teachformer/data/bbox_csv.hpp"
+
 #include <algorithm>
 #include <fstream>
 #include <set>
@@ -89,81 +91,22 @@ std::vector<fs::path> find_bbox_csvs(const std::vector<fs::path>& folders) {
   return out;
 }
 
-namespace {
-std::vector<std::string> split_csv_line(const std::string& line) {
-  std::vector<std::string> out;
-  std::string cur;
-  bool quoted = false;
-  for (char ch : line) {
-    if (ch == '"') quoted = !quoted;
-    else if (ch == ',' && !quoted) {
-      out.push_back(cur);
-      cur.clear();
-    } else if (ch != '\r') cur.push_back(ch);
-  }
-  out.push_back(cur);
-  for (auto& s : out) {
-    const auto b = s.find_first_not_of(" \t"), e = s.find_last_not_of(" \t");
-    s = b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
-  }
-  return out;
-}
-}  // namespace
-
 std::map<std::string, transforms::BoundingBox> read_bbox_csvs(const std::vector<fs::path>& files, Dataset& ds) {
   std::map<std::string, transforms::BoundingBox> boxes;
   std::map<std::string, std::string> origin_of;
-  const std::vector<std::string> required{"PatientID", "x1", "x2", "y1", "y2", "z1", "z2"};
   for (const auto& file : files) {
-    std::istringstream in(read_file(file));
-    std::string line;
-    TF_CHECK(std::getline(in, line), DatasetError, "bbox CSV '", file.string(), "' is empty; expected a header ",
-             required);
-    if (line.size() >= 3 && line.compare(0, 3, "\xEF\xBB\xBF") == 0) line = line.substr(3);  // UTF-8 BOM
-    const auto header = split_csv_line(line);
-    std::vector<size_t> col(required.size());
-    for (size_t r = 0; r < required.size(); ++r) {
-      const auto it = std::find(header.begin(), header.end(), required[r]);
-      TF_CHECK(it != header.end(), DatasetError, "bbox CSV '", file.string(), "': column '", required[r],
-               "' is missing; expected columns ", required, " (read by name), found ", header);
-      col[r] = size_t(it - header.begin());
+    BoundingBoxCsv csv;
+    try {
+      csv = read_bounding_box_csv(file);
+    } catch (const FormatError& e) {
+      TF_THROW(DatasetError, "bbox CSV ", e.what());
     }
-    int line_no = 1;
-    while (std::getline(in, line)) {
-      ++line_no;
-      if (line.find_first_not_of(" \t\r,") == std::string::npos) continue;
-      const auto fields = split_csv_line(line);
-      const std::string where = display_path(ds.root, file) + ":" + std::to_string(line_no);
-      if (fields.size() < header.size()) {
-        ds.problems.push_back({Severity::Error, where,
-                               "expected " + std::to_string(header.size()) + " fields, found " +
-                                   std::to_string(fields.size()),
-                               ""});
-        continue;
-      }
-      const std::string pid = fields[col[0]];
-      double v[6];
-      bool ok = !pid.empty();
-      for (int k = 0; k < 6 && ok; ++k) {
-        try {
-          size_t used = 0;
-          v[k] = std::stod(fields[col[size_t(k + 1)]], &used);
-          ok = used == fields[col[size_t(k + 1)]].size() && std::isfinite(v[k]);
-        } catch (const std::exception&) {
-          ok = false;
-        }
-      }
-      if (!ok) {
-        ds.problems.push_back({Severity::Error, where, "bad row '" + line + "'", "expected PatientID and six numbers (mm)"});
-        continue;
-      }
-      transforms::BoundingBox box{{v[0], v[2], v[4]}, {v[1], v[3], v[5]}};
-      if (!(box.max[0] > box.min[0] && box.max[1] > box.min[1] && box.max[2] > box.min[2])) {
-        ds.problems.push_back({Severity::Error, where,
-                               "bounding box of '" + pid + "' is empty or inverted: " + box.to_string(),
-                               "x1 < x2, y1 < y2 and z1 < z2 are required"});
-        continue;
-      }
+    const std::string shown = display_path(ds.root, file);
+    for (const auto& p : csv.problems)
+      ds.problems.push_back({Severity::Error, shown + ":" + std::to_string(p.line), p.message, p.hint});
+    // Several files may describe the same patient; they must agree.
+    for (const auto& [pid, box] : csv.boxes) {
+      const std::string where = shown + ":" + std::to_string(csv.line_of.at(pid));
       const auto it = boxes.find(pid);
       if (it != boxes.end()) {
         if (it->second.min != box.min || it->second.max != box.max)

@@ -12,6 +12,7 @@
 #include "teachformer/core/fs.hpp"
 #include "teachformer/core/json.hpp"
 #include "teachformer/core/progress.hpp"
+#include "teachformer/core/strings.hpp"
 #include "teachformer/io/dicom.hpp"
 #include "teachformer/io/image_io.hpp"
 #include "teachformer/transforms/resample.hpp"
@@ -202,11 +203,7 @@ SynthCase write_case(const fs::path& root, DatasetFormat layout, const Phantom& 
   return sc;
 }
 
-std::string fixed(double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.3f", v);
-  return buf;
-}
+std::string fixed(double v) { return format_fixed(v, 3); }  // mm in the bbox CSV
 
 }  // namespace
 

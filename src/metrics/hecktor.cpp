@@ -2,104 +2,14 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
-#include <sstream>
 #include <vector>
 
 #include "metrics/detail/mask.hpp"
 #include "teachformer/core/error.hpp"
-#include "teachformer/core/fs.hpp"
 
 namespace teachformer::metrics {
 
-namespace {
-
-std::vector<std::string> split_csv_line(const std::string& line) {
-  std::vector<std::string> fields;
-  std::string cur;
-  bool quoted = false;
-  for (size_t i = 0; i < line.size(); ++i) {
-    const char c = line[i];
-    if (quoted) {
-      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
-        cur += '"';
-        ++i;
-      } else if (c == '"') {
-        quoted = false;
-      } else {
-        cur += c;
-      }
-    } else if (c == '"') {
-      quoted = true;
-    } else if (c == ',') {
-      fields.push_back(cur);
-      cur.clear();
-    } else if (c != '\r') {
-      cur += c;
-    }
-  }
-  fields.push_back(cur);
-  for (auto& f : fields) {
-    const auto b = f.find_first_not_of(" \t");
-    const auto e = f.find_last_not_of(" \t");
-    f = b == std::string::npos ? std::string() : f.substr(b, e - b + 1);
-  }
-  return fields;
-}
-
-}  // namespace
-
-std::map<std::string, WorldBox> read_bounding_boxes(const std::filesystem::path& csv) {
-  require_exists(csv, "bounding-box CSV");
-  std::istringstream in(read_file(csv));
-  std::string line;
-  TF_CHECK(std::getline(in, line), FormatError, "'", csv.string(), "': empty file; expected a header ",
-           "PatientID,x1,x2,y1,y2,z1,z2");
-  if (line.size() >= 3 && line.compare(0, 3, "\xEF\xBB\xBF") == 0) line.erase(0, 3);  // UTF-8 BOM
-  const auto header = split_csv_line(line);
-  const std::vector<std::string> wanted{"PatientID", "x1", "x2", "y1", "y2", "z1", "z2"};
-  std::vector<size_t> column(wanted.size());
-  for (size_t w = 0; w < wanted.size(); ++w) {
-    const auto it = std::find(header.begin(), header.end(), wanted[w]);
-    TF_CHECK(it != header.end(), FormatError, "'", csv.string(), "': column '", wanted[w],
-             "' is missing; expected columns PatientID,x1,x2,y1,y2,z1,z2 (found ", header, ")");
-    column[w] = static_cast<size_t>(it - header.begin());
-  }
-  std::map<std::string, WorldBox> boxes;
-  int line_no = 1;
-  while (std::getline(in, line)) {
-    ++line_no;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const auto f = split_csv_line(line);
-    TF_CHECK(f.size() == header.size(), FormatError, "'", csv.string(), "' line ", line_no, ": expected ",
-             header.size(), " fields, found ", f.size());
-    const std::string& id = f[column[0]];
-    TF_CHECK(!id.empty(), FormatError, "'", csv.string(), "' line ", line_no, ": empty PatientID");
-    double v[6];
-    for (int k = 0; k < 6; ++k) {
-      const std::string& text = f[column[k + 1]];
-      size_t used = 0;
-      try {
-        v[k] = std::stod(text, &used);
-      } catch (const std::exception&) {
-        used = 0;
-      }
-      TF_CHECK(used == text.size() && used > 0 && std::isfinite(v[k]), FormatError, "'", csv.string(), "' line ",
-               line_no, ": column '", wanted[k + 1], "' must be a number (mm), got '", text, "'");
-    }
-    TF_CHECK(!boxes.count(id), FormatError, "'", csv.string(), "' line ", line_no, ": PatientID '", id,
-             "' appears twice");
-    WorldBox b;
-    for (int a = 0; a < 3; ++a) {
-      b.min[a] = std::min(v[2 * a], v[2 * a + 1]);
-      b.max[a] = std::max(v[2 * a], v[2 * a + 1]);
-    }
-    boxes[id] = b;
-  }
-  return boxes;
-}
-
-torch::Tensor voxels_inside(const Grid& grid, const WorldBox& box) {
+torch::Tensor voxels_inside(const Grid& grid, const transforms::BoundingBox& box) {
   const int64_t nx = grid.size[0], ny = grid.size[1], nz = grid.size[2];
   torch::Tensor out = torch::zeros({nz, ny, nx}, torch::kUInt8);
   uint8_t* o = out.data_ptr<uint8_t>();
@@ -126,7 +36,7 @@ torch::Tensor voxels_inside(const Grid& grid, const WorldBox& box) {
   return out;
 }
 
-torch::Tensor crop_to_world_box(const torch::Tensor& labels, const Grid& grid, const WorldBox& box,
+torch::Tensor crop_to_world_box(const torch::Tensor& labels, const Grid& grid, const transforms::BoundingBox& box,
                                 int64_t* inside_voxels) {
   torch::Tensor l = detail::as_label_tensor(labels, "crop_to_world_box");
   TF_CHECK(l.size(0) == grid.size[2] && l.size(1) == grid.size[1] && l.size(2) == grid.size[0], InvalidArgument,

@@ -1,5 +1,7 @@
 #include "teachformer/metrics/summary.hpp"
 
+#include "teachformer/core/strings.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -43,12 +45,10 @@ std::string csv_field(const std::string& s) {
   return out + "\"";
 }
 
+// Right-aligned in `width` columns.
 std::string fixed(double v, int width, int precision = 4) {
-  char buf[64];
-  if (std::isnan(v)) std::snprintf(buf, sizeof buf, "%*s", width, "nan");
-  else if (std::isinf(v)) std::snprintf(buf, sizeof buf, "%*s", width, v > 0 ? "inf" : "-inf");
-  else std::snprintf(buf, sizeof buf, "%*.*f", width, precision, v);
-  return buf;
+  const std::string s = format_fixed(v, precision, "nan");
+  return std::string(s.size() < size_t(width) ? size_t(width) - s.size() : 0, ' ') + s;
 }
 
 }  // namespace

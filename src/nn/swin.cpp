@@ -33,21 +33,6 @@ void effective_window(const Int3& size, const Int3& window, const Int3& shift, I
   }
 }
 
-// [B, D, H, W, C] -> [B * nW, wD * wH * wW, C], windows in (D, H, W) raster order.
-torch::Tensor window_partition(const torch::Tensor& x, const Int3& w) {
-  const int64_t b = x.size(0), d = x.size(1), h = x.size(2), wd = x.size(3), c = x.size(4);
-  return x.view({b, d / w[0], w[0], h / w[1], w[1], wd / w[2], w[2], c})
-      .permute({0, 1, 3, 5, 2, 4, 6, 7})
-      .reshape({-1, w[0] * w[1] * w[2], c});
-}
-
-// Inverse of window_partition for a [B, D, H, W] grid.
-torch::Tensor window_reverse(const torch::Tensor& windows, const Int3& w, int64_t b, const Int3& dims) {
-  return windows.view({b, dims[0] / w[0], dims[1] / w[1], dims[2] / w[2], w[0], w[1], w[2], -1})
-      .permute({0, 1, 4, 2, 5, 3, 6, 7})
-      .reshape({b, dims[0], dims[1], dims[2], -1});
-}
-
 // Python slice bounds for slice(start, stop) over `len` elements (nullopt = omitted).
 std::pair<int64_t, int64_t> py_slice(int64_t len, std::optional<int64_t> start, std::optional<int64_t> stop) {
   auto norm = [len](int64_t v) { return v < 0 ? std::max<int64_t>(len + v, 0) : std::min(v, len); };
@@ -66,6 +51,21 @@ torch::Tensor drop_path(const torch::Tensor& x, double p, bool training) {
 }
 
 }  // namespace
+
+torch::Tensor window_partition(const torch::Tensor& x, const std::array<int64_t, 3>& w) {
+  const int64_t b = x.size(0), d = x.size(1), h = x.size(2), wd = x.size(3), c = x.size(4);
+  return x.view({b, d / w[0], w[0], h / w[1], w[1], wd / w[2], w[2], c})
+      .permute({0, 1, 3, 5, 2, 4, 6, 7})
+      .reshape({-1, w[0] * w[1] * w[2], c});
+}
+
+torch::Tensor window_reverse(const torch::Tensor& windows, const std::array<int64_t, 3>& w, int64_t b,
+                             const std::array<int64_t, 3>& dims) {
+  return windows.view({b, dims[0] / w[0], dims[1] / w[1], dims[2] / w[2], w[0], w[1], w[2], -1})
+      .permute({0, 1, 4, 2, 5, 3, 6, 7})
+      .reshape({b, dims[0], dims[1], dims[2], -1});
+}
+
 
 // ---------------------------------------------------------------------------------------------- PatchEmbed
 

@@ -33,6 +33,16 @@ Protocol protocol_from_string(const std::string& name);
 /// The valid protocol names.
 std::vector<std::string> protocol_names();
 
+/// The `teachformer evaluate` flags that only some protocols use, in the order unused_flag_message checks them:
+/// --bbox, --hecktor-official, --picai-input, --candidate-threshold, --min-voxels, --min-overlap, --labels,
+/// --percentile, --nsd-tolerance.
+std::vector<std::string> protocol_specific_flags();
+/// Why giving the flags `given` is a mistake under `protocol`, for the first flag of protocol_specific_flags() in
+/// `given` that the protocol does not use (e.g. "--bbox is only used by --protocol hecktor2021 (protocol is
+/// generic)"); empty when the protocol uses them all. evaluate_folders applies it to the options it can see
+/// (labels, bbox_csv).
+std::string unused_flag_message(Protocol protocol, const std::vector<std::string>& given);
+
 /// What PI-CAI prediction files hold.
 enum class PicaiInput {
   Auto,          ///< a detection map if no blob holds two distinct values, else a softmax map

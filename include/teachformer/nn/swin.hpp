@@ -166,6 +166,13 @@ class PatchMergingImpl : public torch::nn::Cloneable<PatchMergingImpl> {
 };
 TORCH_MODULE(PatchMerging);
 
+/// Windows of a channels-last grid: x [B, D, H, W, C] with D, H, W divisible by `window_size` [wD, wH, wW] ->
+/// [B * nW, wD * wH * wW, C], windows in (D, H, W) raster order, tokens in (d, h, w) raster order inside a window.
+torch::Tensor window_partition(const torch::Tensor& x, const std::array<int64_t, 3>& window_size);
+/// Inverse of window_partition: windows [B * nW, n, C] of a grid `dims` [D, H, W] -> [B, D, H, W, C].
+torch::Tensor window_reverse(const torch::Tensor& windows, const std::array<int64_t, 3>& window_size, int64_t batch,
+                             const std::array<int64_t, 3>& dims);
+
 /// MONAI's compute_mask: for a padded grid `dims` [D, H, W], windows `window_size` and cyclic `shift_size`,
 /// the additive attention mask [nW, n, n]: 0 where query and key come from the same region before the shift,
 /// -100 otherwise (float32 on `device`).

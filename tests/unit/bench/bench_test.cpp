@@ -13,10 +13,13 @@
 #include "teachformer/core/runtime.hpp"
 #include "teachformer/io/image_io.hpp"
 #include "teachformer/models/registry.hpp"
+#include "test_checks.hpp"
 #include "test_support.hpp"
 
 namespace teachformer::bench {
 namespace {
+
+using teachformer::test::message_of;
 
 using Json = nlohmann::json;
 
@@ -62,15 +65,6 @@ class BenchTasks : public ::testing::Test {
 class BenchRun : public ::testing::Test {
   OneThread one_thread_;
 };
-
-std::string message_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no exception)";
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 

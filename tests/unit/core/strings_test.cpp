@@ -37,7 +37,23 @@ TEST(Strings, CsvLinesSplitOnCommasOutsideQuotes) {
 TEST(Strings, FixedFormattingNamesNonFiniteValues) {
   EXPECT_EQ(format_fixed(0.8534, 3), "0.853");
   EXPECT_EQ(format_fixed(NAN, 2), "n/a");
+  EXPECT_EQ(format_fixed(NAN, 4, "nan"), "nan");
   EXPECT_EQ(format_fixed(-INFINITY, 1), "-inf");
+  EXPECT_EQ(format_fixed(2.0, 0), "2");
+}
+
+TEST(Strings, ListsSplitLikeGetlineAndAreTrimmed) {
+  EXPECT_EQ(split_trimmed(" a, b ,c", ','), (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(split_trimmed("a,,b,", ','), (std::vector<std::string>{"a", "", "b"}));
+  EXPECT_TRUE(split_trimmed("", ',').empty());
+}
+
+TEST(Strings, PositiveIntegerListsAcceptOnlyWholePositiveParts) {
+  EXPECT_EQ(parse_positive_ints("2x96x96x80", 'x'), (std::vector<int64_t>{2, 96, 96, 80}));
+  EXPECT_EQ(parse_positive_ints("96,96,96", ','), (std::vector<int64_t>{96, 96, 96}));
+  EXPECT_EQ(parse_positive_ints("", ','), std::vector<int64_t>{});
+  for (const char* bad : {"96,,96", "96,0,96", "96,-1,96", "96,9.5,96", "96,a,96", "96,96 ,96"})
+    EXPECT_FALSE(parse_positive_ints(bad, ',').has_value()) << bad;
 }
 
 }  // namespace

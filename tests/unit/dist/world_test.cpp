@@ -5,9 +5,12 @@
 #include <map>
 
 #include "teachformer/core/error.hpp"
+#include "test_checks.hpp"
 
 namespace teachformer::dist {
 namespace {
+
+using teachformer::test::message_of;
 
 EnvLookup env_of(std::map<std::string, std::string> vars) {
   return [vars](const std::string& name) -> std::optional<std::string> {
@@ -15,15 +18,6 @@ EnvLookup env_of(std::map<std::string, std::string> vars) {
     if (it == vars.end()) return std::nullopt;
     return it->second;
   };
-}
-
-std::string message_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "";
 }
 
 TEST(World, NoVariablesMeansASingleProcess) {

@@ -9,10 +9,13 @@
 #include "teachformer/core/error.hpp"
 #include "teachformer/core/fs.hpp"
 #include "teachformer/io/image_io.hpp"
+#include "test_checks.hpp"
 #include "test_support.hpp"
 
 namespace teachformer::metrics {
 namespace {
+
+using teachformer::test::message_of;
 
 using torch::indexing::Slice;
 
@@ -36,15 +39,6 @@ void write_label(const fs::path& p, const torch::Tensor& t, const Geometry& g = 
 
 void write_map(const fs::path& p, const torch::Tensor& t, const Geometry& g = geometry()) {
   io::write_image(p, io::Volume{t.unsqueeze(0).to(torch::kFloat32), g}, io::PixelType::Float32);
-}
-
-std::string message_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "no error";
 }
 
 EvaluateOptions quiet(Protocol p = Protocol::Generic) {
@@ -285,6 +279,38 @@ TEST(Protocols, NamesRoundTripAndUnknownNamesListTheValidOnes) {
             "unknown evaluation protocol 'hecktor'; expected one of [generic, hecktor2021, hecktor2022, picai]");
   EXPECT_EQ(picai_input_from_string("softmax"), PicaiInput::Softmax);
   EXPECT_THROW(picai_input_from_string("probabilities"), InvalidArgument);
+}
+
+TEST(Protocols, FlagsOfAnotherProtocolAreNamedWithTheProtocolThatUsesThem) {
+  EXPECT_EQ(unused_flag_message(Protocol::Generic, {"--bbox"}),
+            "--bbox is only used by --protocol hecktor2021 (protocol is generic)");
+  EXPECT_EQ(unused_flag_message(Protocol::Hecktor2022, {"--labels", "--min-overlap"}),
+            "--min-overlap is only used by --protocol picai (protocol is hecktor2022)");
+  EXPECT_EQ(unused_flag_message(Protocol::Picai, {"--labels"}),
+            "--labels is not used by --protocol picai (reference >= 1 is lesion)");
+  EXPECT_EQ(unused_flag_message(Protocol::Picai, {"--percentile"}),
+            "--percentile is not used by --protocol picai (no surface distances)");
+  EXPECT_EQ(unused_flag_message(Protocol::Hecktor2021, {"--nsd-tolerance"}),
+            "--nsd-tolerance is only used by --protocol generic and hecktor2022");
+  // Every flag is used by at least one protocol, and each protocol accepts its own.
+  EXPECT_EQ(unused_flag_message(Protocol::Hecktor2021, {"--bbox", "--hecktor-official", "--labels", "--percentile"}),
+            "");
+  EXPECT_EQ(unused_flag_message(Protocol::Picai,
+                                {"--picai-input", "--candidate-threshold", "--min-voxels", "--min-overlap"}),
+            "");
+  EXPECT_EQ(unused_flag_message(Protocol::Generic, {"--labels", "--percentile", "--nsd-tolerance", "--unknown"}), "");
+  EXPECT_EQ(protocol_specific_flags().size(), 9u);
+}
+
+TEST(Protocols, EvaluateRejectsOptionsOfAnotherProtocolBeforeReadingFiles) {
+  EvaluateOptions o = quiet(Protocol::Picai);
+  o.labels = {1};
+  EXPECT_EQ(message_of([&] { evaluate_folders("/nonexistent/ref", "/nonexistent/pred", o); }),
+            "evaluate: --labels is not used by --protocol picai (reference >= 1 is lesion)");
+  o = quiet(Protocol::Generic);
+  o.bbox_csv = "boxes.csv";
+  EXPECT_EQ(message_of([&] { evaluate_folders("/nonexistent/ref", "/nonexistent/pred", o); }),
+            "evaluate: --bbox is only used by --protocol hecktor2021 (protocol is generic)");
 }
 
 }  // namespace

@@ -12,25 +12,19 @@
 #include "teachformer/models/registry.hpp"
 #include "teachformer/models/state_dict.hpp"
 #include "teachformer/nn/flops.hpp"
+#include "test_checks.hpp"
 #include "test_support.hpp"
 
 namespace teachformer::models {
 namespace {
+
+using teachformer::test::expect_close;
 
 using ::testing::HasSubstr;
 
 // A small configuration for shape tests: 4 filters, one DCT block of 2 dense layers.
 HDenseFormerOptions tiny(int64_t in_channels, int64_t n_cls, std::vector<int64_t> size) {
   return HDenseFormerOptions(in_channels, n_cls, 4).image_size(std::move(size)).transformer_depth(4).dense_layers(2);
-}
-
-torch::Tensor max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) { return (a - b).abs().max(); }
-
-void expect_close(const torch::Tensor& actual, const torch::Tensor& expected, const std::string& name,
-                  double tol = 1e-4) {
-  ASSERT_EQ(actual.sizes().vec(), expected.sizes().vec()) << name;
-  EXPECT_TRUE(torch::allclose(actual, expected, tol, tol))
-      << name << ": max |diff| " << max_abs_diff(actual, expected).item<double>();
 }
 
 struct Fixture {

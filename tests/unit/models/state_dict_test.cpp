@@ -4,10 +4,13 @@
 #include <torch/torch.h>
 
 #include "teachformer/core/error.hpp"
+#include "test_checks.hpp"
 
 namespace tfm = teachformer::models;
 
 namespace {
+
+using teachformer::test::message_of;
 
 // Two levels of children, a buffer (BatchNorm's running stats) and an int64 buffer.
 struct TinyImpl : torch::nn::Module {
@@ -21,15 +24,6 @@ struct TinyImpl : torch::nn::Module {
   torch::Tensor index;
 };
 TORCH_MODULE(Tiny);
-
-std::string message_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const teachformer::InvalidArgument& e) {
-    return e.what();
-  }
-  return "<no InvalidArgument thrown>";
-}
 
 }  // namespace
 

@@ -8,12 +8,16 @@
 #include "teachformer/io/safetensors.hpp"
 #include "teachformer/models/registry.hpp"
 #include "teachformer/models/state_dict.hpp"
+#include "test_checks.hpp"
 #include "test_support.hpp"
 
 namespace tfm = teachformer::models;
 using teachformer::Json;
 
 namespace {
+
+using teachformer::test::message_of;
+using teachformer::test::expect_close;
 
 // Narrow but complete: 4 stages, depths 2, windows 7 (shrinking at the small stages) on 64^3 inputs.
 Json tiny_options() {
@@ -26,24 +30,6 @@ tfm::SegmentationModel tiny(Json changes = Json::object()) {
   auto model = tfm::create_model("swin_unetr", o);
   model->eval();
   return model;
-}
-
-template <typename E = teachformer::Error>
-std::string message_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  }
-  return "<no exception of the expected type>";
-}
-
-void expect_close(const torch::Tensor& actual, const torch::Tensor& expected, double atol, double rtol,
-                  const std::string& what) {
-  ASSERT_EQ(actual.sizes(), expected.sizes()) << what;
-  const auto diff = (actual - expected).abs();
-  const auto worst = (diff - (atol + rtol * expected.abs())).max().item<double>();
-  EXPECT_LE(worst, 0.0) << what << ": max |diff| " << diff.max().item<double>();
 }
 
 }  // namespace
@@ -63,10 +49,10 @@ TEST(SwinUNETR, MatchesMonaiFixtureOutputAndEveryHiddenState) {
   request.intermediates = true;
   const auto out = model->forward(io.at("input"), request);
   const double atol = meta.at("atol"), rtol = meta.at("rtol");
-  expect_close(out.logits, io.at("output"), atol, rtol, "output");
+  expect_close(out.logits, io.at("output"), "output", atol, rtol);
   for (const auto& name : meta.at("intermediates")) {
     const std::string n = name.get<std::string>();
-    expect_close(out.taps.at(n), io.at(n), atol, rtol, n);
+    expect_close(out.taps.at(n), io.at(n), n, atol, rtol);
   }
 }
 

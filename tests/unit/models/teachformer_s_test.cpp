@@ -10,19 +10,16 @@
 #include "teachformer/models/registry.hpp"
 #include "teachformer/models/state_dict.hpp"
 #include "teachformer/nn/flops.hpp"
+#include "test_checks.hpp"
 
 namespace teachformer::models {
 namespace {
 
+using teachformer::test::expect_close;
+
 using ::testing::HasSubstr;
 
 constexpr int64_t kSwinUnetr48Parameters = 62188436;  // MONAI 1.5 SwinUNETR(in 2, out 2, feature_size 48)
-
-void expect_close(const torch::Tensor& actual, const torch::Tensor& expected, const std::string& name, double tol) {
-  ASSERT_EQ(actual.sizes().vec(), expected.sizes().vec()) << name;
-  EXPECT_TRUE(torch::allclose(actual, expected, tol, tol))
-      << name << ": max |diff| " << (actual - expected).abs().max().item<double>();
-}
 
 // Random norm affines and biases so that every path of the model matters.
 void randomize(torch::nn::Module& model, int seed) {

@@ -9,12 +9,16 @@
 #include "teachformer/models/registry.hpp"
 #include "teachformer/models/state_dict.hpp"
 #include "teachformer/nn/flops.hpp"
+#include "test_checks.hpp"
 #include "test_support.hpp"
 
 namespace tfm = teachformer::models;
 using teachformer::Json;
 
 namespace {
+
+using teachformer::test::message_of;
+using teachformer::test::expect_close;
 
 // A small but complete configuration: 4 heads of 6, 12 blocks, 32^3 input.
 Json tiny_options() {
@@ -28,25 +32,6 @@ tfm::SegmentationModel tiny(Json changes = Json::object()) {
   auto model = tfm::create_model("unetr", o);
   model->eval();
   return model;
-}
-
-template <typename E = teachformer::Error>
-std::string message_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  }
-  return "<no exception of the expected type>";
-}
-
-void expect_close(const torch::Tensor& actual, const torch::Tensor& expected, double atol, double rtol,
-                  const std::string& what) {
-  ASSERT_EQ(actual.sizes(), expected.sizes()) << what;
-  const auto diff = (actual - expected).abs();
-  const auto bound = atol + rtol * expected.abs();
-  const auto worst = (diff - bound).max().item<double>();
-  EXPECT_LE(worst, 0.0) << what << ": max |diff| " << diff.max().item<double>();
 }
 
 }  // namespace
@@ -65,10 +50,10 @@ TEST(UNETR, MatchesMonaiFixtureOutputAndEveryViTHiddenState) {
   request.intermediates = true;
   const auto out = model->forward(io.at("input"), request);
   const double atol = meta.at("atol"), rtol = meta.at("rtol");
-  expect_close(out.logits, io.at("output"), atol, rtol, "output");
+  expect_close(out.logits, io.at("output"), "output", atol, rtol);
   for (const auto& name : meta.at("intermediates")) {
     const std::string n = name.get<std::string>();
-    expect_close(out.taps.at(n), io.at(n), atol, rtol, n);
+    expect_close(out.taps.at(n), io.at(n), n, atol, rtol);
   }
 }
 

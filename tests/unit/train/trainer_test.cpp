@@ -251,38 +251,5 @@ TEST(Trainer, PatchThatDoesNotFitTheModelIsRejectedUpFront) {
                InvalidArgument);
 }
 
-TEST(Optim, ScheduleWarmsUpThenDecays) {
-  ScheduleOptions s;
-  s.warmup_steps = 4;
-  EXPECT_DOUBLE_EQ(scheduled_lr(s, 1.0, 0, 100), 0.25);
-  EXPECT_DOUBLE_EQ(scheduled_lr(s, 1.0, 3, 100), 1.0);
-  EXPECT_DOUBLE_EQ(scheduled_lr(s, 1.0, 4, 100), 1.0);
-  EXPECT_NEAR(scheduled_lr(s, 1.0, 52, 100), std::pow(0.5, 0.9), 1e-12);
-  s.name = "cosine";
-  EXPECT_NEAR(scheduled_lr(s, 1.0, 52, 100), 0.5, 1e-12);
-  EXPECT_THROW(schedule_options_from_json({{"name", "step"}}), ConfigError);
-}
-
-TEST(Optim, StateRoundTripsThroughNamedTensors) {
-  for (const std::string name : {"adamw", "sgd"}) {
-    torch::manual_seed(0);
-    auto m = tiny_model();
-    NamedParameters params;
-    for (const auto& p : m->named_parameters()) params.emplace_back(p.key(), p.value());
-    OptimizerOptions o;
-    o.name = name;
-    auto opt = make_optimizer(params, o);
-    m->forward(torch::randn({1, 2, 32, 32, 32})).logits.mean().backward();
-    opt->step();
-    const auto state = optimizer_state(*opt, params);
-    EXPECT_FALSE(state.empty()) << name;
-    auto opt2 = make_optimizer(params, o);
-    load_optimizer_state(*opt2, params, state);
-    const auto again = optimizer_state(*opt2, params);
-    ASSERT_EQ(again.size(), state.size());
-    for (const auto& [k, v] : state) EXPECT_TRUE(torch::equal(v, again.at(k))) << name << " " << k;
-  }
-}
-
 }  // namespace
 }  // namespace teachformer::train
