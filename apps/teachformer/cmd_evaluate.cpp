@@ -10,20 +10,19 @@
 
 namespace teachformer::app {
 
-void register_evaluate(CLI::App& parent) {
-  auto* cmd = parent.add_subcommand(
-      "evaluate",
-      "Score predictions against references (summary.json in nnU-Net's layout, cases.csv; metrics.json for picai). "
-      "Global options --threads and --quiet apply.");
-  struct Args {
-    std::string ref, pred, output, protocol = "generic", bbox, ref_suffix, pred_suffix, picai_input = "auto",
-                                  candidate_threshold = "dynamic";
-    std::vector<int> labels;
-    double nsd_tolerance = 2.0, percentile = 95.0, geometry_tolerance = 1e-3, min_overlap = 0.1;
-    int64_t min_voxels = 10;
-    bool hecktor_official = false;
-  };
-  static Args a;
+namespace {
+
+struct EvaluateArgs {
+  std::string ref, pred, output, protocol = "generic", bbox, ref_suffix, pred_suffix, picai_input = "auto",
+                                candidate_threshold = "dynamic";
+  std::vector<int> labels;
+  double nsd_tolerance = 2.0, percentile = 95.0, geometry_tolerance = 1e-3, min_overlap = 0.1;
+  int64_t min_voxels = 10;
+  bool hecktor_official = false;
+};
+
+// The flags, grouped as the help prints them, every default shown.
+void add_evaluate_flags(CLI::App* cmd, EvaluateArgs& a) {
   const std::string io = "Input and output", proto = "Protocol", surf = "Surface distances", hk = "HECKTOR 2021",
                     pc = "PI-CAI";
   cmd->add_option("--ref", a.ref, "Folder of reference label maps")->required()->group(io);
@@ -86,6 +85,34 @@ void register_evaluate(CLI::App& parent) {
       ->check(CLI::Range(0.0, 1.0))
       ->group(pc);
 
+}
+
+// The library's options from the flags.
+void apply_flags(const EvaluateArgs& a, metrics::EvaluateOptions& o) {
+  o.labels = a.labels;
+  o.bbox_csv = a.bbox;
+  o.hecktor_official = a.hecktor_official;
+  o.nsd_tolerance_mm = a.nsd_tolerance;
+  o.percentile = a.percentile;
+  o.geometry_tolerance_mm = a.geometry_tolerance;
+  o.ref_suffix = a.ref_suffix;
+  o.pred_suffix = a.pred_suffix;
+  o.picai_input = metrics::picai_input_from_string(a.picai_input);
+  metrics::picai::parse_threshold(a.candidate_threshold, o.candidates);
+  o.candidates.min_voxels = a.min_voxels;
+  o.matching.min_overlap = a.min_overlap;
+  o.progress = default_progress_mode();
+}
+
+}  // namespace
+
+void register_evaluate(CLI::App& parent) {
+  auto* cmd = parent.add_subcommand(
+      "evaluate",
+      "Score predictions against references (summary.json in nnU-Net's layout, cases.csv; metrics.json for picai). "
+      "Global options --threads and --quiet apply.");
+  static EvaluateArgs a;
+  add_evaluate_flags(cmd, a);
   set_command(cmd, [cmd] {
     metrics::EvaluateOptions o;
     o.protocol = metrics::protocol_from_string(a.protocol);
@@ -98,19 +125,7 @@ void register_evaluate(CLI::App& parent) {
       std::fprintf(stderr, "usage error: %s\n", misuse.c_str());
       return static_cast<int>(kUsageError);
     }
-    o.labels = a.labels;
-    o.bbox_csv = a.bbox;
-    o.hecktor_official = a.hecktor_official;
-    o.nsd_tolerance_mm = a.nsd_tolerance;
-    o.percentile = a.percentile;
-    o.geometry_tolerance_mm = a.geometry_tolerance;
-    o.ref_suffix = a.ref_suffix;
-    o.pred_suffix = a.pred_suffix;
-    o.picai_input = metrics::picai_input_from_string(a.picai_input);
-    metrics::picai::parse_threshold(a.candidate_threshold, o.candidates);
-    o.candidates.min_voxels = a.min_voxels;
-    o.matching.min_overlap = a.min_overlap;
-    o.progress = default_progress_mode();
+    apply_flags(a, o);
 
     const metrics::EvaluationResult r = metrics::evaluate_folders(a.ref, a.pred, o);
     const metrics::OutputPaths paths =

@@ -250,9 +250,21 @@ Json to_json(const BenchReport& report) {
           {"notes", report.notes}};
 }
 
-std::string format_markdown(const BenchReport& report) {
-  const Json& m = report.machine;
-  const Json& st = report.settings;
+namespace {
+
+using Rows = std::vector<std::vector<std::string>>;
+
+// One table row per bench row that has `key`.
+Rows collect(const std::vector<Json>& rows, const char* key,
+             const std::function<std::vector<std::string>(const Json&)>& f) {
+  Rows out;
+  for (const auto& r : rows)
+    if (has(r, key)) out.push_back(f(r));
+  return out;
+}
+
+// The machine and the run settings.
+std::string machine_section(const Json& m, const Json& st) {
   std::ostringstream md;
   md << "### Machine\n\n";
   std::vector<std::vector<std::string>> machine = {
@@ -284,15 +296,13 @@ std::string format_markdown(const BenchReport& report) {
      << "no further run starts after " << num(st.value("budget_s", Json()), "%g") << " s), seed "
      << str(st.value("seed", Json())) << ".\n\n";
 
-  const auto& rows = report.rows;
-  auto collect = [&](const char* key, const std::function<std::vector<std::string>(const Json&)>& f) {
-    std::vector<std::vector<std::string>> out;
-    for (const auto& r : rows)
-      if (has(r, key)) out.push_back(f(r));
-    return out;
-  };
+  return md.str();
+}
 
-  auto fwd = collect("forward_s", [](const Json& r) {
+// Each section is empty when no row measured it.
+std::string forward_section(const std::vector<Json>& rows) {
+  std::ostringstream md;
+  auto fwd = collect(rows, "forward_s", [](const Json& r) {
     return std::vector<std::string>{str(r["model"]),
                                     str(r["input"]),
                                     with_commas(r.value("params", Json())),
@@ -317,7 +327,13 @@ std::string format_markdown(const BenchReport& report) {
                 fwd)
        << "\n";
   }
-  auto tr = collect("train_step_s", [](const Json& r) {
+  return md.str();
+}
+
+// Training step per model.
+std::string training_section(const std::vector<Json>& rows) {
+  std::ostringstream md;
+  auto tr = collect(rows, "train_step_s", [](const Json& r) {
     return std::vector<std::string>{str(r["model"]),
                                     str(r["input"]),
                                     secs(r["train_step_s"]),
@@ -331,6 +347,12 @@ std::string format_markdown(const BenchReport& report) {
           "supervision; focal for H-DenseFormer), backward, gradient clipping, AdamW.\n\n";
     md << table({"model", "input", "step s", "CPU s", "runs", "peak RSS MiB", "reference s"}, tr) << "\n";
   }
+  return md.str();
+}
+
+// Student alone, cached and live teachers.
+std::string distillation_section(const std::vector<Json>& rows) {
+  std::ostringstream md;
   std::vector<std::vector<std::string>> dist;
   for (const auto& r : rows) {
     for (const std::string mode : {"student", "cached", "live"}) {
@@ -350,7 +372,13 @@ std::string format_markdown(const BenchReport& report) {
     md << table({"mode", "student", "teachers", "step s", "CPU s", "runs", "x student alone", "peak RSS MiB"}, dist)
        << "\n";
   }
-  auto win = collect("window_s", [](const Json& r) {
+  return md.str();
+}
+
+// Sliding window per model and case.
+std::string window_section(const std::vector<Json>& rows, const Json& st) {
+  std::ostringstream md;
+  auto win = collect(rows, "window_s", [](const Json& r) {
     const auto in = parse_bench_shape(r["input"].get<std::string>());
     return std::vector<std::string>{str(r["model"]),
                                     str(r.value("window_case", Json())),
@@ -368,7 +396,13 @@ std::string format_markdown(const BenchReport& report) {
     md << table({"model", "case", "roi", "windows", "seconds", "CPU s", "runs", "peak RSS MiB", "reference s"}, win)
        << "\n";
   }
-  auto e2e = collect("e2e_s", [](const Json& r) {
+  return md.str();
+}
+
+// One case predicted from a model folder.
+std::string end_to_end_section(const std::vector<Json>& rows) {
+  std::ostringstream md;
+  auto e2e = collect(rows, "e2e_s", [](const Json& r) {
     return std::vector<std::string>{str(r["model"]),
                                     str(r.value("e2e_case", Json())),
                                     num(r.value("e2e_bbox_mm", Json()), "%g"),
@@ -390,7 +424,13 @@ std::string format_markdown(const BenchReport& report) {
                 e2e)
        << "\n";
   }
-  auto ddp = collect("ddp_1rank_step_s", [](const Json& r) {
+  return md.str();
+}
+
+// Data-parallel scaling from 1 to 2 ranks.
+std::string ddp_section(const std::vector<Json>& rows) {
+  std::ostringstream md;
+  auto ddp = collect(rows, "ddp_1rank_step_s", [](const Json& r) {
     return std::vector<std::string>{str(r["model"]),
                                     str(r["input"]),
                                     secs(r["ddp_1rank_step_s"]),
@@ -411,6 +451,12 @@ std::string format_markdown(const BenchReport& report) {
                 ddp)
        << "\n";
   }
+  return md.str();
+}
+
+// The bench targets and whether they were met.
+std::string targets_section(const BenchReport& report) {
+  std::ostringstream md;
   if (!report.targets.empty()) {
     std::vector<std::vector<std::string>> t;
     for (const auto& x : report.targets)
@@ -418,8 +464,14 @@ std::string format_markdown(const BenchReport& report) {
                    num(x["limit"], "%g") + " " + str(x["unit"]), x["met"].get<bool>() ? "yes" : "**no**"});
     md << "### Targets\n\n" << table({"target", "value", "limit", "met"}, t) << "\n";
   }
+  return md.str();
+}
+
+// Run-level and per-row notes.
+std::string notes_section(const BenchReport& report) {
+  std::ostringstream md;
   std::vector<std::string> notes = report.notes;
-  for (const auto& r : rows)
+  for (const auto& r : report.rows)
     if (r.contains("notes"))
       for (const auto& n : r["notes"]) notes.push_back(str(r["model"]) + " " + str(r["input"]) + ": " + str(n));
   if (!notes.empty()) {
@@ -428,6 +480,15 @@ std::string format_markdown(const BenchReport& report) {
     md << "\n";
   }
   return md.str();
+}
+
+}  // namespace
+
+std::string format_markdown(const BenchReport& report) {
+  const auto& rows = report.rows;
+  return machine_section(report.machine, report.settings) + forward_section(rows) + training_section(rows) +
+         distillation_section(rows) + window_section(rows, report.settings) + end_to_end_section(rows) +
+         ddp_section(rows) + targets_section(report) + notes_section(report);
 }
 
 }  // namespace teachformer::bench

@@ -7,6 +7,7 @@
 #include <set>
 #include <sstream>
 
+#include "data/detail/dataset_json.hpp"
 #include "data/detail/scan.hpp"
 #include "teachformer/core/error.hpp"
 #include "teachformer/core/fs.hpp"
@@ -76,6 +77,36 @@ void finish_cases(Dataset& ds) {
   };
   dedupe(ds.training);
   dedupe(ds.unlabelled);
+}
+
+Json open_dataset_json(const fs::path& root, const ChannelMapSpec& spec, Dataset& ds) {
+  ds.root = root;
+  ds.name = root.filename().string();
+  const fs::path dj = root / "dataset.json";
+  const Json j = read_json(dj);
+  TF_CHECK(j.is_object(), DatasetError, "'", dj.string(), "' must hold a JSON object");
+  if (!j.contains(spec.key) && j.contains(spec.other_key))
+    TF_THROW(DatasetError, "'", dj.string(), "' has '", spec.other_key, "' but no '", spec.key, "': ", spec.other_hint);
+  TF_CHECK(j.contains(spec.key) && j[spec.key].is_object() && !j[spec.key].empty(), DatasetError, "'", dj.string(),
+           "': '", spec.key, "' must be an object like ", spec.example);
+  const auto& names = j[spec.key];
+  for (size_t i = 0; i < names.size(); ++i) {
+    const std::string key = std::to_string(i);
+    TF_CHECK(names.contains(key) && names[key].is_string(), DatasetError, "'", dj.string(), "': ", spec.key,
+             " must use keys \"0\"..\"", names.size() - 1, "\" with string values; key \"", key,
+             "\" is missing or not a string");
+    ds.channel_names.push_back(names[key].get<std::string>());
+  }
+  if (j.contains("name") && j["name"].is_string()) ds.name = j["name"].get<std::string>();
+  return j;
+}
+
+void finish_labels(Dataset& ds, const fs::path& dataset_json, const std::string& hint) {
+  std::sort(ds.labels.begin(), ds.labels.end(),
+            [](const LabelClass& a, const LabelClass& b) { return a.value < b.value; });
+  if (ds.labels.empty() || ds.labels.front().value != 0)
+    add_problem(ds, Severity::Error, dataset_json, "labels must declare background with value 0", hint);
+  for (const auto& l : ds.labels) ds.raw_label_values.push_back(l.value);
 }
 
 std::vector<fs::path> find_bbox_csvs(const std::vector<fs::path>& folders) {

@@ -89,6 +89,92 @@ void resolve_fingerprint_window(PreprocessPlan& plan, const Dataset& ds, int wor
   }
 }
 
+// The plan (given, or made from the dataset), checked against one already in `out_dir`, with the fingerprint window
+// resolved; written to out_dir/plan.json.
+PreprocessPlan settle_plan(const Dataset& ds, const fs::path& out_dir, const PreprocessOptions& options) {
+  PreprocessPlan plan = options.fixed_plan ? *options.fixed_plan : make_plan(ds, options.plan);
+  TF_CHECK(plan.channel_names() == ds.channel_names, DatasetError, "dataset '", ds.root.string(), "' has channels ",
+           ds.channel_names, " but the plan is for ", plan.channel_names());
+  const fs::path plan_file = out_dir / "plan.json";
+  if (fs::exists(plan_file)) {
+    const PreprocessPlan existing = read_plan(plan_file);
+    adopt_fingerprint_window(plan, existing);
+    if (plan.digest() != existing.digest())
+      TF_THROW(DatasetError, "'", out_dir.string(), "' holds cases made with a different plan (keys ",
+               differing_keys(plan.to_json(), existing.to_json()),
+               " differ) (hint: use another output folder or delete it)");
+  }
+  if (plan.needs_fingerprint()) resolve_fingerprint_window(plan, ds, options.workers);
+  plan.validate("plan");
+  write_json(plan_file, plan.to_json());
+  return plan;
+}
+
+// Reads, resamples, normalises and writes one case (with its statistics in the header); returns the resampling
+// warnings.
+std::vector<std::string> preprocess_one(const Case& c, const PreprocessPlan& plan, const std::string& digest,
+                                        const fs::path& out_dir) {
+  using clock = std::chrono::steady_clock;
+  const auto t0 = clock::now();
+  const LoadedCase loaded = c.load();
+  const auto t1 = clock::now();
+  ResampledCase rc = resample_case(c, loaded, plan);
+  const auto t2 = clock::now();
+  CaseStats stats = compute_case_stats(c.id, c.patient_id, rc.data.image, rc.data.label);
+  stats.original_shape = rc.data.geometry.reference.size;
+  stats.original_spacing = rc.data.geometry.reference.geometry.spacing;
+  stats.spacing = rc.data.geometry.preprocessed.geometry.spacing;
+  const auto t3 = clock::now();
+  const torch::Tensor image = normalize_image(rc.data.image, plan);
+  const auto t4 = clock::now();
+  std::map<std::string, torch::Tensor> tensors{{"image", image}};
+  if (rc.data.label.defined()) tensors["label"] = rc.data.label;
+  std::map<std::string, std::string> meta{{"teachformer", kCaseKind},
+                                          {"case_id", c.id},
+                                          {"patient_id", c.patient_id},
+                                          {"plan_digest", digest},
+                                          {"channels", Json(plan.channel_names()).dump()},
+                                          {"geometry", rc.data.geometry.to_json().dump()},
+                                          {"stats", stats.to_json().dump()}};
+  io::write_safetensors(case_path(out_dir, c.id), tensors, meta);
+  auto sec = [](clock::time_point a, clock::time_point b) { return std::chrono::duration<double>(b - a).count(); };
+  spdlog::debug("case '{}': read {:.3f} s, resample {:.3f} s, statistics {:.3f} s, normalise {:.3f} s, write {:.3f} s",
+                c.id, sec(t0, t1), sec(t1, t2), sec(t2, t3), sec(t3, t4), sec(t4, clock::now()));
+  return std::move(rc.warnings);
+}
+
+// Everything is on disk: fingerprint.json from the written cases' stored statistics, and dataset.json listing them.
+void write_dataset_description(const Dataset& ds, const PreprocessPlan& plan, const std::vector<Case>& cases,
+                               const fs::path& out_dir) {
+  std::vector<CaseStats> stats;
+  Json list = Json::array();
+  int64_t labelled = 0;
+  for (const auto& c : cases) {
+    const fs::path file = case_path(out_dir, c.id);
+    const io::SafeTensors header = io::read_safetensors_header(file);
+    stats.push_back(CaseStats::from_json(Json::parse(header.metadata.at("stats")), "stats of '" + file.string() + "'"));
+    labelled += header.contains("label") ? 1 : 0;
+    list.push_back({{"id", c.id},
+                    {"patient_id", c.patient_id},
+                    {"labelled", header.contains("label")},
+                    {"file", "cases/" + c.id + ".safetensors"}});
+  }
+  write_json(out_dir / "fingerprint.json", aggregate_fingerprint(plan.channel_names(), stats).to_json());
+  Json labels = Json::object();
+  for (const auto& l : ds.labels) labels[l.name] = l.value;
+  write_json(out_dir / "dataset.json", {{"format_version", 1},
+                                        {"name", ds.name},
+                                        {"format", to_string(ds.format)},
+                                        {"source", ds.root.string()},
+                                        {"channel_names", plan.channel_names()},
+                                        {"reference_channel", plan.reference_channel},
+                                        {"labels", labels},
+                                        {"plan", plan.to_json()},
+                                        {"num_cases", cases.size()},
+                                        {"num_labelled", labelled},
+                                        {"cases", list}});
+}
+
 }  // namespace
 
 bool is_finished_case(const fs::path& file, const std::string& plan_digest) {
@@ -119,21 +205,7 @@ PreprocessSummary preprocess_dataset(const Dataset& ds, const fs::path& out_dir,
              " (hint: run teachformer verify for the full list)");
   }
   PreprocessSummary summary;
-  PreprocessPlan plan = options.fixed_plan ? *options.fixed_plan : make_plan(ds, options.plan);
-  TF_CHECK(plan.channel_names() == ds.channel_names, DatasetError, "dataset '", ds.root.string(), "' has channels ",
-           ds.channel_names, " but the plan is for ", plan.channel_names());
-  const fs::path plan_file = out_dir / "plan.json";
-  if (fs::exists(plan_file)) {
-    const PreprocessPlan existing = read_plan(plan_file);
-    adopt_fingerprint_window(plan, existing);
-    if (plan.digest() != existing.digest())
-      TF_THROW(DatasetError, "'", out_dir.string(), "' holds cases made with a different plan (keys ",
-               differing_keys(plan.to_json(), existing.to_json()),
-               " differ) (hint: use another output folder or delete it)");
-  }
-  if (plan.needs_fingerprint()) resolve_fingerprint_window(plan, ds, options.workers);
-  plan.validate("plan");
-  write_json(plan_file, plan.to_json());
+  PreprocessPlan plan = settle_plan(ds, out_dir, options);
   const std::string digest = plan.digest();
   summary.plan = plan;
 
@@ -154,33 +226,7 @@ PreprocessSummary preprocess_dataset(const Dataset& ds, const fs::path& out_dir,
           const Case& c = cases[size_t(todo[size_t(t)])];
           auto& r = results[size_t(t)];
           try {
-            using clock = std::chrono::steady_clock;
-            const auto t0 = clock::now();
-            const LoadedCase loaded = c.load();
-            const auto t1 = clock::now();
-            ResampledCase rc = resample_case(c, loaded, plan);
-            const auto t2 = clock::now();
-            CaseStats stats = compute_case_stats(c.id, c.patient_id, rc.data.image, rc.data.label);
-            stats.original_shape = rc.data.geometry.reference.size;
-            stats.original_spacing = rc.data.geometry.reference.geometry.spacing;
-            stats.spacing = rc.data.geometry.preprocessed.geometry.spacing;
-            const auto t3 = clock::now();
-            const torch::Tensor image = normalize_image(rc.data.image, plan);
-            const auto t4 = clock::now();
-            std::map<std::string, torch::Tensor> tensors{{"image", image}};
-            if (rc.data.label.defined()) tensors["label"] = rc.data.label;
-            std::map<std::string, std::string> meta{{"teachformer", kCaseKind},
-                                                    {"case_id", c.id},
-                                                    {"patient_id", c.patient_id},
-                                                    {"plan_digest", digest},
-                                                    {"channels", Json(plan.channel_names()).dump()},
-                                                    {"geometry", rc.data.geometry.to_json().dump()},
-                                                    {"stats", stats.to_json().dump()}};
-            io::write_safetensors(case_path(out_dir, c.id), tensors, meta);
-            auto sec = [](clock::time_point a, clock::time_point b) { return std::chrono::duration<double>(b - a).count(); };
-            spdlog::debug("case '{}': read {:.3f} s, resample {:.3f} s, statistics {:.3f} s, normalise {:.3f} s, write {:.3f} s",
-                          c.id, sec(t0, t1), sec(t1, t2), sec(t2, t3), sec(t3, t4), sec(t4, clock::now()));
-            r.warnings = std::move(rc.warnings);
+            r.warnings = preprocess_one(c, plan, digest, out_dir);
             r.ok = true;
           } catch (const std::exception& e) {
             r.error = e.what();
@@ -206,34 +252,7 @@ PreprocessSummary preprocess_dataset(const Dataset& ds, const fs::path& out_dir,
   TF_CHECK(failures.empty(), DatasetError, failures.size(), " of ", cases.size(), " case(s) failed, first: ",
            failures.front(), " (the others are written; re-running redoes only the failed ones)");
 
-  // Everything is on disk: the fingerprint comes from the written cases' stored statistics.
-  std::vector<CaseStats> stats;
-  Json list = Json::array();
-  int64_t labelled = 0;
-  for (const auto& c : cases) {
-    const fs::path file = case_path(out_dir, c.id);
-    const io::SafeTensors header = io::read_safetensors_header(file);
-    stats.push_back(CaseStats::from_json(Json::parse(header.metadata.at("stats")), "stats of '" + file.string() + "'"));
-    labelled += header.contains("label") ? 1 : 0;
-    list.push_back({{"id", c.id},
-                    {"patient_id", c.patient_id},
-                    {"labelled", header.contains("label")},
-                    {"file", "cases/" + c.id + ".safetensors"}});
-  }
-  write_json(out_dir / "fingerprint.json", aggregate_fingerprint(plan.channel_names(), stats).to_json());
-  Json labels = Json::object();
-  for (const auto& l : ds.labels) labels[l.name] = l.value;
-  write_json(out_dir / "dataset.json", {{"format_version", 1},
-                                        {"name", ds.name},
-                                        {"format", to_string(ds.format)},
-                                        {"source", ds.root.string()},
-                                        {"channel_names", plan.channel_names()},
-                                        {"reference_channel", plan.reference_channel},
-                                        {"labels", labels},
-                                        {"plan", plan.to_json()},
-                                        {"num_cases", cases.size()},
-                                        {"num_labelled", labelled},
-                                        {"cases", list}});
+  write_dataset_description(ds, plan, cases, out_dir);
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return summary;
 }

@@ -78,12 +78,26 @@ struct CaseChecker {
   }
 
   void check(const Case& c) {
-    const int n = int(c.channel_names.size());
     const int ref = reference_channel_index(c.channel_names);
-    const std::string ref_name = c.channel_names[size_t(ref)];
     std::vector<Grid> grids;
     std::vector<fs::path> files;
-    // Headers.
+    if (!read_channel_headers(c, grids, files)) return;
+    const std::optional<Grid> label_grid = read_label_header(c);
+    check_channel_grids(c, ref, grids, files);
+    const std::string& ref_name = c.channel_names[size_t(ref)];
+    if (label_grid)
+      compare_grids(*c.label_file, "label", *label_grid, "'" + ref_name + "'", grids[size_t(ref)],
+                    "the label must lie on the grid of its reference channel '" + ref_name + "'");
+    if (c.bbox) check_bbox(c, ref, grids[size_t(ref)]);
+    if (!opt.check_voxels) return;
+    check_image_voxels(c);
+    if (c.label_file) check_label_voxels(*c.label_file);
+  }
+
+  // The grid of every channel (a multichannel file gives its grid once per channel); false when a header is
+  // unreadable (reported).
+  bool read_channel_headers(const Case& c, std::vector<Grid>& grids, std::vector<fs::path>& files) {
+    const int n = int(c.channel_names.size());
     try {
       if (c.multichannel_file()) {
         const io::ImageInfo info = io::read_image_info(c.channel_files.front());
@@ -109,23 +123,31 @@ struct CaseChecker {
       }
     } catch (const Error& e) {
       add(Severity::Error, c.channel_files.front(), std::string("unreadable image: ") + e.what());
-      return;
+      return false;
     }
-    std::optional<Grid> label_grid;
-    if (c.label_file) {
-      try {
-        const io::ImageInfo info = io::read_image_info(*c.label_file);
-        if (info.channels != 1)
-          add(Severity::Error, *c.label_file,
-              "channel count: a label map has one channel, found " + std::to_string(info.channels));
-        label_grid = info.grid();
-      } catch (const Error& e) {
-        add(Severity::Error, *c.label_file, std::string("unreadable label: ") + e.what());
-      }
+    return true;
+  }
+
+  std::optional<Grid> read_label_header(const Case& c) {
+    if (!c.label_file) return std::nullopt;
+    try {
+      const io::ImageInfo info = io::read_image_info(*c.label_file);
+      if (info.channels != 1)
+        add(Severity::Error, *c.label_file,
+            "channel count: a label map has one channel, found " + std::to_string(info.channels));
+      return info.grid();
+    } catch (const Error& e) {
+      add(Severity::Error, *c.label_file, std::string("unreadable label: ") + e.what());
+      return std::nullopt;
     }
+  }
+
+  // nnU-Net and MSD need one grid for all channels; the HECKTOR and PI-CAI layouts only overlapping fields of view.
+  void check_channel_grids(const Case& c, int ref, const std::vector<Grid>& grids, const std::vector<fs::path>& files) {
+    const std::string& ref_name = c.channel_names[size_t(ref)];
     const bool one_grid = ds.format == DatasetFormat::NnUNet || ds.format == DatasetFormat::Msd;
     const auto ref_extent = transforms::grid_extent(grids[size_t(ref)]);
-    for (int k = 0; k < n; ++k) {
+    for (int k = 0; k < int(c.channel_names.size()); ++k) {
       if (k == ref || files[size_t(k)] == files[size_t(ref)]) continue;
       if (one_grid) {
         compare_grids(files[size_t(k)], "channel '" + c.channel_names[size_t(k)] + "'", grids[size_t(k)],
@@ -135,7 +157,8 @@ struct CaseChecker {
       }
       const auto ext = transforms::grid_extent(grids[size_t(k)]);
       bool overlap = true;
-      for (int a = 0; a < 3; ++a) overlap = overlap && ext.first[a] < ref_extent.second[a] && ref_extent.first[a] < ext.second[a];
+      for (int a = 0; a < 3; ++a)
+        overlap = overlap && ext.first[a] < ref_extent.second[a] && ref_extent.first[a] < ext.second[a];
       if (!overlap)
         add(Severity::Error, files[size_t(k)],
             "fields of view do not overlap: channel '" + c.channel_names[size_t(k)] + "' covers " + fmt(ext.first) +
@@ -143,29 +166,30 @@ struct CaseChecker {
                 fmt(ref_extent.second) + " mm",
             "check the image origins (LPS) or that both files belong to this case");
     }
-    if (label_grid)
-      compare_grids(*c.label_file, "label", *label_grid, "'" + ref_name + "'", grids[size_t(ref)],
-                    "the label must lie on the grid of its reference channel '" + ref_name + "'");
-    if (c.bbox) {
-      const auto& b = *c.bbox;
-      double outside = 0.0;
-      bool disjoint = false;
-      for (int a = 0; a < 3; ++a) {
-        outside = std::max({outside, ref_extent.first[a] - b.min[a], b.max[a] - ref_extent.second[a]});
-        disjoint = disjoint || b.max[a] <= ref_extent.first[a] || b.min[a] >= ref_extent.second[a];
-      }
-      const std::string where = "bbox " + b.to_string() + ", '" + ref_name + "' covers " + fmt(ref_extent.first) +
-                                ".." + fmt(ref_extent.second) + " mm";
-      if (disjoint)
-        add(Severity::Error, c.channel_files[size_t(ref)], "bbox outside the image: " + where,
-            "bbox coordinates are world mm in LPS, as ITK reads the CT header");
-      else if (outside > 1.0)
-        add(Severity::Warning, c.channel_files[size_t(ref)],
-            "bbox extends beyond the image by up to " + std::to_string(outside) + " mm: " + where,
-            "the part outside is filled with the channel minimum");
+  }
+
+  void check_bbox(const Case& c, int ref, const Grid& ref_grid) {
+    const std::string& ref_name = c.channel_names[size_t(ref)];
+    const auto ref_extent = transforms::grid_extent(ref_grid);
+    const auto& b = *c.bbox;
+    double outside = 0.0;
+    bool disjoint = false;
+    for (int a = 0; a < 3; ++a) {
+      outside = std::max({outside, ref_extent.first[a] - b.min[a], b.max[a] - ref_extent.second[a]});
+      disjoint = disjoint || b.max[a] <= ref_extent.first[a] || b.min[a] >= ref_extent.second[a];
     }
-    if (!opt.check_voxels) return;
-    // Voxels.
+    const std::string where = "bbox " + b.to_string() + ", '" + ref_name + "' covers " + fmt(ref_extent.first) +
+                              ".." + fmt(ref_extent.second) + " mm";
+    if (disjoint)
+      add(Severity::Error, c.channel_files[size_t(ref)], "bbox outside the image: " + where,
+          "bbox coordinates are world mm in LPS, as ITK reads the CT header");
+    else if (outside > 1.0)
+      add(Severity::Warning, c.channel_files[size_t(ref)],
+          "bbox extends beyond the image by up to " + std::to_string(outside) + " mm: " + where,
+          "the part outside is filled with the channel minimum");
+  }
+
+  void check_image_voxels(const Case& c) {
     try {
       for (const auto& f : c.channel_files) {
         int64_t nan = 0, inf = 0;
@@ -178,40 +202,43 @@ struct CaseChecker {
           inf = v.data.isinf().sum().item<int64_t>();
         }
         if (nan || inf)
-          add(Severity::Error, f, "image has " + std::to_string(nan) + " NaN and " + std::to_string(inf) + " Inf voxel(s)",
+          add(Severity::Error, f,
+              "image has " + std::to_string(nan) + " NaN and " + std::to_string(inf) + " Inf voxel(s)",
               "replace them (e.g. by the minimum intensity) before training");
       }
     } catch (const Error& e) {
       add(Severity::Error, c.channel_files.front(), std::string("unreadable image data: ") + e.what());
     }
-    if (c.label_file) {
-      try {
-        const auto raw = detail::count_nonfinite_nifti(*c.label_file);
-        const io::Volume v = io::read_image(*c.label_file);
-        const auto finite = v.data.isfinite().all().item<bool>() && (!raw || (raw->nan == 0 && raw->inf == 0));
-        if (!finite) {
-          add(Severity::Error, *c.label_file, "label has NaN or Inf voxels");
-          return;
-        }
-        if (!at::equal(v.data, v.data.round())) add(Severity::Error, *c.label_file, "label has non-integer values");
-        const auto values = std::get<0>(at::_unique(v.data.round().to(torch::kLong)));
-        std::vector<int64_t> undeclared, found;
-        for (int64_t i = 0; i < values.numel(); ++i) {
-          const int64_t value = values[i].item<int64_t>();
-          found.push_back(value);
-          if (std::find(ds.raw_label_values.begin(), ds.raw_label_values.end(), value) == ds.raw_label_values.end())
-            undeclared.push_back(value);
-        }
-        if (!undeclared.empty())
-          add(Severity::Error, *c.label_file,
-              detail_cat("undeclared label values ", undeclared, "; declared values are ", ds.raw_label_values),
-              "declare them in the labels of dataset.json or fix the label");
-        if (found.size() == 1 && found.front() == 0)
-          add(Severity::Warning, *c.label_file, "empty label: no foreground voxel",
-              "fine for a negative case; otherwise check the delineation");
-      } catch (const Error& e) {
-        add(Severity::Error, *c.label_file, std::string("unreadable label data: ") + e.what());
+  }
+
+  // Finite integer values, each declared in dataset.json; an all-background label is a warning.
+  void check_label_voxels(const fs::path& label_file) {
+    try {
+      const auto raw = detail::count_nonfinite_nifti(label_file);
+      const io::Volume v = io::read_image(label_file);
+      const auto finite = v.data.isfinite().all().item<bool>() && (!raw || (raw->nan == 0 && raw->inf == 0));
+      if (!finite) {
+        add(Severity::Error, label_file, "label has NaN or Inf voxels");
+        return;
       }
+      if (!at::equal(v.data, v.data.round())) add(Severity::Error, label_file, "label has non-integer values");
+      const auto values = std::get<0>(at::_unique(v.data.round().to(torch::kLong)));
+      std::vector<int64_t> undeclared, found;
+      for (int64_t i = 0; i < values.numel(); ++i) {
+        const int64_t value = values[i].item<int64_t>();
+        found.push_back(value);
+        if (std::find(ds.raw_label_values.begin(), ds.raw_label_values.end(), value) == ds.raw_label_values.end())
+          undeclared.push_back(value);
+      }
+      if (!undeclared.empty())
+        add(Severity::Error, label_file,
+            detail_cat("undeclared label values ", undeclared, "; declared values are ", ds.raw_label_values),
+            "declare them in the labels of dataset.json or fix the label");
+      if (found.size() == 1 && found.front() == 0)
+        add(Severity::Warning, label_file, "empty label: no foreground voxel",
+            "fine for a negative case; otherwise check the delineation");
+    } catch (const Error& e) {
+      add(Severity::Error, label_file, std::string("unreadable label data: ") + e.what());
     }
   }
 

@@ -164,6 +164,53 @@ torch::Tensor window_view(const torch::Tensor& t, const std::array<int64_t, 3>& 
       .narrow(first + 2, origin[2] / f[2], roi[2] / f[2]);
 }
 
+// One grid (importance map + weight map) per distinct downsampling factor of `outputs`; grid_of[k] is output k's.
+// The weight map sums the importance of every window, times `passes`: every window is accumulated once per member
+// and mirroring, so the final division is the mean over passes as well.
+std::vector<StitchGrid> make_stitch_grids(const std::vector<WindowOutput>& outputs, const std::array<int64_t, 3>& roi,
+                                          const WindowPlan& plan, const SlidingWindowOptions& options, int64_t passes,
+                                          std::vector<size_t>& grid_of) {
+  const auto stitch = options.stitch_device();
+  std::vector<StitchGrid> grids;
+  grid_of.assign(outputs.size(), 0);
+  for (size_t k = 0; k < outputs.size(); ++k) {
+    const auto& f = outputs[k].downsample;
+    size_t g = 0;
+    while (g < grids.size() && grids[g].factor != f) ++g;
+    if (g == grids.size()) {
+      StitchGrid grid;
+      grid.factor = f;
+      grid.importance =
+          importance_map({roi[0] / f[0], roi[1] / f[1], roi[2] / f[2]}, options.mode(), options.sigma_scale(), stitch);
+      grid.weight = torch::zeros(
+          {plan.axes[0].padded_size / f[0], plan.axes[1].padded_size / f[1], plan.axes[2].padded_size / f[2]},
+          torch::TensorOptions().dtype(torch::kFloat).device(stitch));
+      grids.push_back(std::move(grid));
+    }
+    grid_of[k] = g;
+  }
+  for (int64_t w = 0; w < plan.count(); ++w) {
+    const auto origin = plan.origin(w);
+    for (auto& grid : grids) window_view(grid.weight, origin, roi, grid.factor).add_(grid.importance);
+  }
+  for (auto& grid : grids) grid.weight.mul_(static_cast<double>(passes));
+  return grids;
+}
+
+// The weighted mean of an accumulator [B, C, ...padded grid / factor], cropped back to the image and cast.
+torch::Tensor finish_output(torch::Tensor acc, const StitchGrid& grid, const WindowPlan& plan,
+                            const SlidingWindowOptions& options) {
+  acc.div_(grid.weight);
+  for (int d = 0; d < 3; ++d) {
+    const int64_t f = grid.factor[d];
+    const int64_t begin = plan.axes[d].pad_before / f;
+    const int64_t length = (plan.axes[d].size + f - 1) / f;
+    if (begin != 0 || length != acc.size(2 + d)) acc = acc.narrow(2 + d, begin, length);
+  }
+  if (options.output_dtype() != torch::kFloat) return acc.to(options.output_dtype());
+  return acc.is_contiguous() ? acc : acc.contiguous();
+}
+
 void check_outputs(const std::vector<WindowOutput>& outputs, const std::vector<int64_t>& roi) {
   TF_CHECK(!outputs.empty(), InvalidArgument, kContext, ": at least one output must be declared");
   std::set<std::string> names;
@@ -219,33 +266,9 @@ SlidingWindowResult sliding_window_inference(const torch::Tensor& image, const s
   const auto stitch = options.stitch_device();
   const auto float_on_stitch = torch::TensorOptions().dtype(torch::kFloat).device(stitch);
 
-  // One grid (importance map + weight map) per distinct downsampling factor.
-  std::vector<StitchGrid> grids;
-  std::vector<size_t> grid_of(outputs.size());
-  for (size_t k = 0; k < outputs.size(); ++k) {
-    const auto& f = outputs[k].downsample;
-    size_t g = 0;
-    while (g < grids.size() && grids[g].factor != f) ++g;
-    if (g == grids.size()) {
-      StitchGrid grid;
-      grid.factor = f;
-      grid.importance =
-          importance_map({roi[0] / f[0], roi[1] / f[1], roi[2] / f[2]}, options.mode(), options.sigma_scale(), stitch);
-      grid.weight = torch::zeros(
-          {plan.axes[0].padded_size / f[0], plan.axes[1].padded_size / f[1], plan.axes[2].padded_size / f[2]},
-          float_on_stitch);
-      grids.push_back(std::move(grid));
-    }
-    grid_of[k] = g;
-  }
+  std::vector<size_t> grid_of;
+  std::vector<StitchGrid> grids = make_stitch_grids(outputs, roi, plan, options, passes, grid_of);
   const int64_t windows = plan.count();
-  for (int64_t w = 0; w < windows; ++w) {
-    const auto origin = plan.origin(w);
-    for (auto& grid : grids) window_view(grid.weight, origin, roi, grid.factor).add_(grid.importance);
-  }
-  // Every window is accumulated once per member and mirroring: scaling the weights once makes the final
-  // division the mean over passes as well.
-  for (auto& grid : grids) grid.weight.mul_(static_cast<double>(passes));
 
   std::vector<torch::Tensor> accumulators(outputs.size());
   std::vector<int64_t> flip_dims;
@@ -310,21 +333,8 @@ SlidingWindowResult sliding_window_inference(const torch::Tensor& image, const s
   result.windows = windows;
   result.function_calls = calls;
   for (size_t k = 0; k < outputs.size(); ++k) {
-    auto acc = std::move(accumulators[k]);
-    const auto& grid = grids[grid_of[k]];
-    acc.div_(grid.weight);
-    for (int d = 0; d < 3; ++d) {
-      const int64_t f = grid.factor[d];
-      const int64_t begin = plan.axes[d].pad_before / f;
-      const int64_t length = (plan.axes[d].size + f - 1) / f;
-      if (begin != 0 || length != acc.size(2 + d)) acc = acc.narrow(2 + d, begin, length);
-    }
-    if (options.output_dtype() != torch::kFloat)
-      acc = acc.to(options.output_dtype());
-    else if (!acc.is_contiguous())
-      acc = acc.contiguous();
-    if (!batched) acc = acc.squeeze(0);
-    result.outputs.emplace_back(outputs[k].name, std::move(acc));
+    torch::Tensor out = finish_output(std::move(accumulators[k]), grids[grid_of[k]], plan, options);
+    result.outputs.emplace_back(outputs[k].name, batched ? std::move(out) : out.squeeze(0));
   }
   return result;
 }

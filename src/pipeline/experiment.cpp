@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cmath>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "pipeline/detail/experiment_table.hpp"
@@ -508,164 +509,182 @@ const StudentVariant& variant(const std::vector<StudentVariant>& all, const std:
   TF_THROW(InvalidArgument, "unknown student '", name, "'; students: ", names);
 }
 
-SeedOutcome run_seed(const ExperimentOptions& o, const PresetPlan& plan, const DataSet& d, uint64_t seed,
-                     const std::vector<std::string>& students) {
-  SeedOutcome out;
-  out.seed = seed;
-  const fs::path seed_dir = o.dir / ("seed_" + std::to_string(seed));
-  const auto variants = student_variants(o.variant_temperature);
-  const std::string tag = " (seed " + std::to_string(seed) + ")";
+// What every stage of one seed shares.
+struct SeedContext {
+  const ExperimentOptions& o;
+  const PresetPlan& plan;
+  const DataSet& d;
+  uint64_t seed;
+  fs::path seed_dir;
+  std::string tag;  // " (seed N)" for log lines and stage labels
+};
 
-  // Teachers: trained once per seed until their validation Dice stops improving, within the budget.
+using Stage = std::pair<StageRecord, JobSpec>;
+
+// Teachers: trained once per seed until their validation Dice stops improving, within the budget.
+std::vector<ModelRecord> train_teachers(const SeedContext& s) {
+  const ExperimentOptions& o = s.o;
   std::vector<ModelRecord> teachers(o.teachers.size());
-  {
-    std::vector<std::pair<StageRecord, JobSpec>> stages;
-    std::vector<ModelRecord*> recs;
-    for (size_t i = 0; i < o.teachers.size(); ++i) {
-      const auto& key = o.teachers[i];
-      JobSpec spec;
-      spec.kind = "train";
-      spec.label = "teacher " + key + tag;
-      spec.job = base_job(o, plan, d, seed_dir, key, key, o.teacher_epochs > 0 ? o.teacher_epochs : plan.teacher_epochs,
-                          seed);
-      if (plan.teacher_patience > 0)
-        spec.job.config = {{"trainer",
-                            {{"val_every", plan.teacher_val_every},
-                             {"early_stop_patience", plan.teacher_patience},
-                             {"early_stop_min_epochs", spec.job.epochs.value_or(0) / 2}}}};
-      Json settings = to_json(spec).at("job");
-      settings.erase("output");
-      settings.erase("resume");
-      settings["data"] = d.digest;
-      teachers[i] = {key, "teacher", key, "", "", Json(), ""};
-      stages.emplace_back(StageRecord(spec.job.output, spec.label, settings), spec);
-      teachers[i].digest = stages.back().first.digest();
-      recs.push_back(&teachers[i]);
-    }
-    spdlog::info("[teachers{}] {}", tag, joined(o.teachers));
-    run_stages(o, stages, recs);
-  }
-
-  // The student alone, then the check of the teachers against it (on validation only).
-  std::vector<ModelRecord> studs;
-  const auto student_stage = [&](const StudentVariant& v, const std::vector<ModelRecord>& use) {
+  std::vector<Stage> stages;
+  std::vector<ModelRecord*> recs;
+  for (size_t i = 0; i < o.teachers.size(); ++i) {
+    const auto& key = o.teachers[i];
     JobSpec spec;
-    spec.kind = "distill";
-    spec.label = "student " + v.name + tag;
-    spec.job = base_job(o, plan, d, seed_dir, "teachformer_s", "student_" + v.name,
-                        o.student_epochs > 0 ? o.student_epochs : plan.student_epochs, seed);
-    Json dc = train::merge_config(o.distill_config, v.distill_config);
-    if (!dc.empty()) spec.job.config = {{"distill", dc}};
-    spec.distill.strategy = v.strategy;
-    spec.distill.cache = o.cache;
-    if (v.unlabelled) {
-      TF_CHECK(!d.unlabelled.empty(), InvalidArgument, "student '", v.name,
-               "' needs unlabelled cases: give --unlabelled-cases N");
-      spec.distill.unlabelled = d.unlabelled;
-    }
-    Json used = Json::array();
-    if (v.strategy != "student_alone") {
-      const auto weights = validation_weights(use, o.teacher_val_tau);
-      for (size_t i = 0; i < use.size(); ++i) {
-        const auto& t = use[i];
-        distill::TeacherSpec ts;
-        ts.dir = seed_dir / "models" / t.folder;
-        ts.fold = o.fold;
-        ts.weight = weights[i];
-        spec.distill.teachers.push_back(ts);
-        used.push_back({{"name", t.name}, {"stage", t.digest}, {"weight", weights[i]}});
-      }
-    }
-    Json settings = to_json(spec);
-    settings["job"].erase("output");
-    settings["job"].erase("resume");
-    settings["distill"]["teachers"] = used;
-    settings["data"] = d.digest;
-    ModelRecord rec{"student:" + v.name, "student", "student_" + v.name, v.terms, "", Json(), ""};
-    std::vector<std::string> names;
-    const auto weights = validation_weights(use, o.teacher_val_tau);
-    for (size_t i = 0; i < use.size(); ++i)
-      names.push_back(use.size() > 1 && o.teacher_val_tau > 0 ? t_weighted(use[i].name, weights[i]) : use[i].name);
-    if (v.strategy != "student_alone") {
-      rec.note = "teachers: ";
-      for (size_t i = 0; i < names.size(); ++i) rec.note += (i ? "+" : "") + names[i];
-    }
-    return std::make_pair(rec, std::make_pair(StageRecord(spec.job.output, spec.label, settings), spec));
-  };
-  ModelRecord alone;
-  {
-    auto [rec, stage] = student_stage(variant(variants, "student_alone"), {});
-    std::vector<std::pair<StageRecord, JobSpec>> stages{stage};
-    alone = rec;
-    alone.digest = stage.first.digest();
-    spdlog::info("[student alone{}]", tag);
-    run_stages(o, stages, {&alone});
+    spec.kind = "train";
+    spec.label = "teacher " + key + s.tag;
+    spec.job = base_job(o, s.plan, s.d, s.seed_dir, key, key,
+                        o.teacher_epochs > 0 ? o.teacher_epochs : s.plan.teacher_epochs, s.seed);
+    if (s.plan.teacher_patience > 0)
+      spec.job.config = {{"trainer",
+                          {{"val_every", s.plan.teacher_val_every},
+                           {"early_stop_patience", s.plan.teacher_patience},
+                           {"early_stop_min_epochs", spec.job.epochs.value_or(0) / 2}}}};
+    Json settings = to_json(spec).at("job");
+    settings.erase("output");
+    settings.erase("resume");
+    settings["data"] = s.d.digest;
+    teachers[i] = {key, "teacher", key, "", "", Json(), ""};
+    stages.emplace_back(StageRecord(spec.job.output, spec.label, settings), spec);
+    teachers[i].digest = stages.back().first.digest();
+    recs.push_back(&teachers[i]);
   }
-  const double alone_val = alone.result.value("val_dice", -1.0);
+  spdlog::info("[teachers{}] {}", s.tag, joined(o.teachers));
+  run_stages(o, stages, recs);
+  return teachers;
+}
+
+// The distillation stage of student variant `v` from the teachers `use` (none for the lone student).
+std::pair<ModelRecord, Stage> student_stage(const SeedContext& s, const StudentVariant& v,
+                                            const std::vector<ModelRecord>& use) {
+  const ExperimentOptions& o = s.o;
+  JobSpec spec;
+  spec.kind = "distill";
+  spec.label = "student " + v.name + s.tag;
+  spec.job = base_job(o, s.plan, s.d, s.seed_dir, "teachformer_s", "student_" + v.name,
+                      o.student_epochs > 0 ? o.student_epochs : s.plan.student_epochs, s.seed);
+  Json dc = train::merge_config(o.distill_config, v.distill_config);
+  if (!dc.empty()) spec.job.config = {{"distill", dc}};
+  spec.distill.strategy = v.strategy;
+  spec.distill.cache = o.cache;
+  if (v.unlabelled) {
+    TF_CHECK(!s.d.unlabelled.empty(), InvalidArgument, "student '", v.name,
+             "' needs unlabelled cases: give --unlabelled-cases N");
+    spec.distill.unlabelled = s.d.unlabelled;
+  }
+  Json used = Json::array();
+  const auto weights = validation_weights(use, o.teacher_val_tau);
+  if (v.strategy != "student_alone")
+    for (size_t i = 0; i < use.size(); ++i) {
+      const auto& t = use[i];
+      distill::TeacherSpec ts;
+      ts.dir = s.seed_dir / "models" / t.folder;
+      ts.fold = o.fold;
+      ts.weight = weights[i];
+      spec.distill.teachers.push_back(ts);
+      used.push_back({{"name", t.name}, {"stage", t.digest}, {"weight", weights[i]}});
+    }
+  Json settings = to_json(spec);
+  settings["job"].erase("output");
+  settings["job"].erase("resume");
+  settings["distill"]["teachers"] = used;
+  settings["data"] = s.d.digest;
+  ModelRecord rec{"student:" + v.name, "student", "student_" + v.name, v.terms, "", Json(), ""};
+  if (v.strategy != "student_alone") {
+    rec.note = "teachers: ";
+    for (size_t i = 0; i < use.size(); ++i)
+      rec.note += (i ? "+" : "") + (use.size() > 1 && o.teacher_val_tau > 0 ? t_weighted(use[i].name, weights[i])
+                                                                          : use[i].name);
+  }
+  return {rec, {StageRecord(spec.job.output, spec.label, settings), spec}};
+}
+
+ModelRecord train_student_alone(const SeedContext& s, const std::vector<StudentVariant>& variants) {
+  auto [alone, stage] = student_stage(s, variant(variants, "student_alone"), {});
+  std::vector<Stage> stages{stage};
+  alone.digest = stage.first.digest();
+  spdlog::info("[student alone{}]", s.tag);
+  run_stages(s.o, stages, {&alone});
+  return alone;
+}
+
+// The teachers the other students learn from: those better than the lone student on validation (all of them under
+// the "keep" policy), else the best one; notes on the teachers say why.
+struct TeacherChoice {
   std::vector<ModelRecord> kept;
+  std::optional<ModelRecord> best;
+};
+
+TeacherChoice choose_teachers(const SeedContext& s, std::vector<ModelRecord>& teachers, const ModelRecord& alone) {
+  const ExperimentOptions& o = s.o;
+  const double alone_val = alone.result.value("val_dice", -1.0);
+  TeacherChoice c;
   const ModelRecord* best = nullptr;
   for (auto& t : teachers) {
     const double v = t.result.value("val_dice", -1.0);
     if (!best || v > best->result.value("val_dice", -1.0)) best = &t;
     const bool better = v > alone_val;
-    spdlog::info("teacher {}{}: validation Dice {:.4f} vs the lone student's {:.4f}{}", t.name, tag, v, alone_val,
+    spdlog::info("teacher {}{}: validation Dice {:.4f} vs the lone student's {:.4f}{}", t.name, s.tag, v, alone_val,
                  better ? "" : (o.teacher_policy == "drop" ? ": not better, dropped" : ": not better, kept"));
     if (!better) t.note = o.teacher_policy == "drop" ? "not better than student_alone on validation: dropped"
                                                      : "not better than student_alone on validation";
-    if (better || o.teacher_policy == "keep") kept.push_back(t);
+    if (better || o.teacher_policy == "keep") c.kept.push_back(t);
   }
-  if (kept.empty() && best) {
-    kept.push_back(*best);
+  if (c.kept.empty() && best) {
+    c.kept.push_back(*best);
     for (auto& t : teachers)
       if (t.name == best->name) t.note = "not better than student_alone on validation; kept as the best teacher";
-    spdlog::warn("no teacher beats the lone student on validation{}: distilling from the best one, {}", tag, best->name);
+    spdlog::warn("no teacher beats the lone student on validation{}: distilling from the best one, {}", s.tag,
+                 best->name);
   }
-  if (kept.size() > 1 && o.teacher_val_tau > 0) {
-    const auto w = validation_weights(kept, o.teacher_val_tau);
+  if (c.kept.size() > 1 && o.teacher_val_tau > 0) {
+    const auto w = validation_weights(c.kept, o.teacher_val_tau);
     std::string line;
-    for (size_t i = 0; i < kept.size(); ++i) line += (i ? ", " : "") + t_weighted(kept[i].name, w[i]);
-    spdlog::info("teacher weights{} (softmax of validation Dice / {}): {}", tag, o.teacher_val_tau, line);
+    for (size_t i = 0; i < c.kept.size(); ++i) line += (i ? ", " : "") + t_weighted(c.kept[i].name, w[i]);
+    spdlog::info("teacher weights{} (softmax of validation Dice / {}): {}", s.tag, o.teacher_val_tau, line);
   }
+  if (best) c.best = *best;
+  return c;
+}
 
-  // The other students, all from the same batches and steps as the lone one.
-  {
-    std::vector<std::pair<StageRecord, JobSpec>> stages;
-    std::vector<ModelRecord> recs;
-    for (const auto& name : students) {
-      if (name == "student_alone") continue;
-      const auto& v = variant(variants, name);
-      std::vector<ModelRecord> use = v.single_teacher && best ? std::vector<ModelRecord>{*best} : kept;
-      auto [rec, stage] = student_stage(v, use);
-      rec.digest = stage.first.digest();
-      recs.push_back(rec);
-      stages.push_back(stage);
-    }
-    studs = recs;
-    std::vector<ModelRecord*> ptrs;
-    for (auto& r : studs) ptrs.push_back(&r);
-    spdlog::info("[students{}] {}", tag, joined(students));
-    run_stages(o, stages, ptrs);
+// The other students, all from the same batches and steps as the lone one.
+std::vector<ModelRecord> train_students(const SeedContext& s, const std::vector<StudentVariant>& variants,
+                                        const std::vector<std::string>& students, const TeacherChoice& teachers) {
+  std::vector<Stage> stages;
+  std::vector<ModelRecord> studs;
+  for (const auto& name : students) {
+    if (name == "student_alone") continue;
+    const auto& v = variant(variants, name);
+    const std::vector<ModelRecord> use =
+        v.single_teacher && teachers.best ? std::vector<ModelRecord>{*teachers.best} : teachers.kept;
+    auto [rec, stage] = student_stage(s, v, use);
+    rec.digest = stage.first.digest();
+    studs.push_back(rec);
+    stages.push_back(stage);
   }
+  std::vector<ModelRecord*> ptrs;
+  for (auto& r : studs) ptrs.push_back(&r);
+  spdlog::info("[students{}] {}", s.tag, joined(students));
+  run_stages(s.o, stages, ptrs);
+  return studs;
+}
 
-  out.models = teachers;
-  out.models.push_back(alone);
-  for (const auto& s : studs) out.models.push_back(s);
-
-  // Predict and score every model on the held-out cases.
-  ProgressBar bar("[predict+evaluate" + tag + "]", int64_t(out.models.size()));
+// Predicts and scores every model on the held-out cases (reusing earlier predictions of the same model and data),
+// and records each model's size and cost.
+void predict_and_score_models(const SeedContext& s, SeedOutcome& out) {
+  const ExperimentOptions& o = s.o;
+  ProgressBar bar("[predict+evaluate" + s.tag + "]", int64_t(out.models.size()));
   for (auto& m : out.models) {
-    const fs::path model_dir = seed_dir / "models" / m.folder;
-    const fs::path pred_dir = seed_dir / "predictions" / m.folder;
-    const StageRecord record(pred_dir, "predictions of " + m.name + tag,
-                             {{"model", m.digest}, {"data", d.digest}, {"device", o.device}});
+    const fs::path model_dir = s.seed_dir / "models" / m.folder;
+    const fs::path pred_dir = s.seed_dir / "predictions" / m.folder;
+    const StageRecord record(pred_dir, "predictions of " + m.name + s.tag,
+                             {{"model", m.digest}, {"data", s.d.digest}, {"device", o.device}});
     if (record.decide(o.force) == StageAction::Reuse) {
       out.scores[m.name] = scores_from_json(record.result());
     } else {
       record.start();
-      out.scores[m.name] = predict_and_score(model_dir, d, pred_dir, o.device);
+      out.scores[m.name] = predict_and_score(model_dir, s.d, pred_dir, o.device);
       record.finish(scores_json(out.scores[m.name]));
     }
-    // The model's size and cost, once.
     const auto folder = models::open_model_folder(model_dir);
     auto model = folder.load(o.fold);
     const auto& ps = folder.patch_size;
@@ -676,6 +695,25 @@ SeedOutcome run_seed(const ExperimentOptions& o, const PresetPlan& plan, const D
     bar.advance();
   }
   bar.finish();
+}
+
+SeedOutcome run_seed(const ExperimentOptions& o, const PresetPlan& plan, const DataSet& d, uint64_t seed,
+                     const std::vector<std::string>& students) {
+  const SeedContext s{o, plan, d, seed, o.dir / ("seed_" + std::to_string(seed)),
+                      " (seed " + std::to_string(seed) + ")"};
+  const auto variants = student_variants(o.variant_temperature);
+  std::vector<ModelRecord> teachers = train_teachers(s);
+  // The student alone first: the teachers are checked against it (on validation only).
+  const ModelRecord alone = train_student_alone(s, variants);
+  const TeacherChoice choice = choose_teachers(s, teachers, alone);
+  const std::vector<ModelRecord> studs = train_students(s, variants, students, choice);
+
+  SeedOutcome out;
+  out.seed = seed;
+  out.models = teachers;
+  out.models.push_back(alone);
+  for (const auto& st : studs) out.models.push_back(st);
+  predict_and_score_models(s, out);
   return out;
 }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <set>
 
+#include "data/detail/dataset_json.hpp"
 #include "data/detail/scan.hpp"
 #include "teachformer/core/error.hpp"
 #include "teachformer/core/fs.hpp"
@@ -27,23 +28,12 @@ std::string case_id_of(const fs::path& p) {
 
 Dataset read_msd(const fs::path& root) {
   Dataset ds;
-  ds.root = root;
-  ds.name = root.filename().string();
+  const Json j = open_dataset_json(
+      root,
+      {"modality", "channel_names", "this is an nnU-Net v2 dataset.json (hint: --format nnunet)",
+       "{\"0\": \"T2\", \"1\": \"ADC\"}"},
+      ds);
   const fs::path dj = root / "dataset.json";
-  const Json j = read_json(dj);
-  TF_CHECK(j.is_object(), DatasetError, "'", dj.string(), "' must hold a JSON object");
-  if (!j.contains("modality") && j.contains("channel_names"))
-    TF_THROW(DatasetError, "'", dj.string(), "' has 'channel_names' but no 'modality': this is an nnU-Net v2 dataset.json (hint: --format nnunet)");
-  TF_CHECK(j.contains("modality") && j["modality"].is_object() && !j["modality"].empty(), DatasetError, "'",
-           dj.string(), "': 'modality' must be an object like {\"0\": \"T2\", \"1\": \"ADC\"}");
-  const auto& modality = j["modality"];
-  for (size_t i = 0; i < modality.size(); ++i) {
-    const std::string key = std::to_string(i);
-    TF_CHECK(modality.contains(key) && modality[key].is_string(), DatasetError, "'", dj.string(),
-             "': modality must use keys \"0\"..\"", modality.size() - 1, "\"; key \"", key, "\" is missing");
-    ds.channel_names.push_back(modality[key].get<std::string>());
-  }
-  if (j.contains("name") && j["name"].is_string()) ds.name = j["name"].get<std::string>();
   TF_CHECK(j.contains("labels") && j["labels"].is_object(), DatasetError, "'", dj.string(),
            "': 'labels' must be an object like {\"0\": \"background\", \"1\": \"tumour\"}");
   for (auto it = j["labels"].begin(); it != j["labels"].end(); ++it) {
@@ -62,10 +52,7 @@ Dataset read_msd(const fs::path& root) {
     }
     ds.labels.push_back({it.value().get<std::string>(), value});
   }
-  std::sort(ds.labels.begin(), ds.labels.end(), [](const LabelClass& a, const LabelClass& b) { return a.value < b.value; });
-  if (ds.labels.empty() || ds.labels.front().value != 0)
-    add_problem(ds, Severity::Error, dj, "labels must declare background with value 0");
-  for (const auto& l : ds.labels) ds.raw_label_values.push_back(l.value);
+  finish_labels(ds, dj, "");
   ds.file_ending = ".nii.gz";
 
   std::set<fs::path> listed;

@@ -4,6 +4,7 @@
 #include <regex>
 #include <set>
 
+#include "data/detail/dataset_json.hpp"
 #include "data/detail/scan.hpp"
 #include "teachformer/core/error.hpp"
 #include "teachformer/core/fs.hpp"
@@ -109,27 +110,15 @@ std::vector<Case> complete_cases(Dataset& ds, const fs::path& dir, const ImageSc
 
 Dataset read_nnunet(const fs::path& root) {
   Dataset ds;
-  ds.root = root;
-  ds.name = root.filename().string();
+  const Json j = open_dataset_json(root,
+                                   {"channel_names", "modality",
+                                    "this is an MSD / nnU-Net v1 dataset.json (hint: --format msd)",
+                                    "{\"0\": \"CT\", \"1\": \"PET\"}"},
+                                   ds);
   const fs::path dj = root / "dataset.json";
-  const Json j = read_json(dj);
-  TF_CHECK(j.is_object(), DatasetError, "'", dj.string(), "' must hold a JSON object");
-  if (!j.contains("channel_names") && j.contains("modality"))
-    TF_THROW(DatasetError, "'", dj.string(),
-             "' has 'modality' but no 'channel_names': this is an MSD / nnU-Net v1 dataset.json (hint: --format msd)");
-  TF_CHECK(j.contains("channel_names") && j["channel_names"].is_object() && !j["channel_names"].empty(), DatasetError,
-           "'", dj.string(), "': 'channel_names' must be an object like {\"0\": \"CT\", \"1\": \"PET\"}");
-  const auto& names = j["channel_names"];
-  for (size_t i = 0; i < names.size(); ++i) {
-    const std::string key = std::to_string(i);
-    TF_CHECK(names.contains(key) && names[key].is_string(), DatasetError, "'", dj.string(), "': channel_names must use keys \"0\"..\"",
-             names.size() - 1, "\" with string values; key \"", key, "\" is missing or not a string");
-    ds.channel_names.push_back(names[key].get<std::string>());
-  }
   TF_CHECK(j.contains("file_ending") && j["file_ending"].is_string(), DatasetError, "'", dj.string(),
            "': 'file_ending' (e.g. \".nii.gz\") is required");
   ds.file_ending = j["file_ending"].get<std::string>();
-  if (j.contains("name") && j["name"].is_string()) ds.name = j["name"].get<std::string>();
   TF_CHECK(j.contains("labels") && j["labels"].is_object(), DatasetError, "'", dj.string(),
            "': 'labels' must be an object like {\"background\": 0, \"tumor\": 1}");
   for (auto it = j["labels"].begin(); it != j["labels"].end(); ++it) {
@@ -141,10 +130,7 @@ Dataset read_nnunet(const fs::path& root) {
     }
     ds.labels.push_back({it.key(), it.value().get<int>()});
   }
-  std::sort(ds.labels.begin(), ds.labels.end(), [](const LabelClass& a, const LabelClass& b) { return a.value < b.value; });
-  if (ds.labels.empty() || ds.labels.front().value != 0)
-    add_problem(ds, Severity::Error, dj, "labels must declare background with value 0", "add \"background\": 0");
-  for (const auto& l : ds.labels) ds.raw_label_values.push_back(l.value);
+  finish_labels(ds, dj, "add \"background\": 0");
   const int n_channels = int(ds.channel_names.size());
 
   if (j.contains("dataset")) {
