@@ -256,6 +256,8 @@ void DistillLoss::update_balance(const models::SegOutput& output, const torch::T
   }
 }
 
+// Long on purpose: one block per term (gt, kd, coarse map, fine map, attention probabilities), in the order the
+// strategy weights them; the terms themselves are in kd_terms.
 losses::LossBreakdown DistillLoss::compute(const models::SegOutput& output, const DistillBatch& batch) {
   const auto w = options_.strategy.weights_at(batch.step, batch.epochs, batch.steps_per_epoch);
   const int64_t b = output.logits.size(0);

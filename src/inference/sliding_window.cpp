@@ -226,6 +226,8 @@ void check_outputs(const std::vector<WindowOutput>& outputs, const std::vector<i
 
 }  // namespace
 
+// Long on purpose: the window loop with its stitching; building the grids and finishing the outputs are their own
+// functions.
 SlidingWindowResult sliding_window_inference(const torch::Tensor& image, const std::vector<WindowFunction>& members,
                                              const std::vector<WindowOutput>& outputs,
                                              const SlidingWindowOptions& options,

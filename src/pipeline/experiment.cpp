@@ -199,6 +199,7 @@ fs::path synthesize_stage(const fs::path& dir, const std::string& what, const da
   return out;
 }
 
+// Long on purpose: one sequential recipe (phantoms or the dataset, verify, preprocess, held-out split, references).
 DataSet prepare_data(const ExperimentOptions& o, const PresetPlan& plan, const fs::path& dir, uint64_t seed) {
   DataSet d;
   fs::path test_raw;

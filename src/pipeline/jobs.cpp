@@ -310,6 +310,7 @@ std::shared_ptr<const data::CaseSource> unlabelled_source(std::shared_ptr<const 
 
 }  // namespace
 
+// Long on purpose: one sequential recipe (data, teachers, channel checks, cache, unlabelled cases, loss, trainer).
 JobResult run_distill_job(const JobOptions& job, const DistillJobOptions& dj) {
   Prepared p = prepare(job, "distill");
   const fs::path dir = job.output;

@@ -26,6 +26,8 @@ std::string case_id_of(const fs::path& p) {
 
 }  // namespace
 
+// Long on purpose: the layout's rules in the order its description gives them; the shared dataset.json opening is
+// in dataset_json.hpp.
 Dataset read_msd(const fs::path& root) {
   Dataset ds;
   const Json j = open_dataset_json(

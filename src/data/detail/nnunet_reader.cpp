@@ -108,6 +108,8 @@ std::vector<Case> complete_cases(Dataset& ds, const fs::path& dir, const ImageSc
 
 }  // namespace
 
+// Long on purpose: the layout's rules in the order its description gives them; the shared dataset.json opening is
+// in dataset_json.hpp.
 Dataset read_nnunet(const fs::path& root) {
   Dataset ds;
   const Json j = open_dataset_json(root,

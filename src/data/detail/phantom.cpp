@@ -274,6 +274,8 @@ double dist(const Vec3& a, const Vec3& b) {
 
 }  // namespace
 
+// Long on purpose: one sequential recipe (grids, anatomy, lesions, uptake, noise, bbox), each step using the
+// geometry of the ones before it.
 Phantom make_petct(const SynthOptions& options, int index, const CaseName& name) {
   SynthRng rng(mix_seed(options.seed, uint64_t(index)));
   const bool hard = options.difficulty == PhantomDifficulty::Hard;
@@ -419,6 +421,7 @@ Phantom make_petct(const SynthOptions& options, int index, const CaseName& name)
   return p;
 }
 
+// Long on purpose: one sequential recipe (grids, gland, zones, lesions, the three sequences), as make_petct.
 Phantom make_mri(const SynthOptions& options, int index, const CaseName& name) {
   SynthRng rng(mix_seed(options.seed, uint64_t(index)));
   const bool hard = options.difficulty == PhantomDifficulty::Hard;

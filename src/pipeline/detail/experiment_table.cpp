@@ -71,6 +71,8 @@ std::string table_heading(const TableInput& in, double seconds) {
   return os.str();
 }
 
+// Long on purpose: the rows, then the markdown, CSV and JSON views of the same rows, kept together so that the three
+// formats cannot drift apart.
 ExperimentResult build_table(const TableInput& in) {
   ExperimentResult out;
   const bool picai = in.protocol == "picai";
