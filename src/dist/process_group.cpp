@@ -223,6 +223,12 @@ std::vector<double> allreduce_sum(ProcessGroup& group, const std::vector<double>
   return std::vector<double>(t.data_ptr<double>(), t.data_ptr<double>() + t.numel());
 }
 
+void broadcast_module(ProcessGroup& group, const torch::nn::Module& module, int root) {
+  std::vector<torch::Tensor> state = module.parameters();
+  for (const auto& b : module.buffers()) state.push_back(b);
+  broadcast_tensors(group, state, root);
+}
+
 void broadcast_tensors(ProcessGroup& group, const std::vector<torch::Tensor>& tensors, int root) {
   std::map<c10::ScalarType, std::vector<torch::Tensor>> by_type;
   for (const auto& t : tensors)

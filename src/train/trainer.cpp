@@ -377,10 +377,7 @@ void Trainer::begin(bool resume) {
   }
   if (group_) {
     // DDP's start: every rank begins from rank 0's parameters and buffers.
-    std::vector<torch::Tensor> state;
-    for (const auto& p : model_->parameters()) state.push_back(p);
-    for (const auto& b : model_->buffers()) state.push_back(b);
-    dist::broadcast_tensors(*group_, state, 0);
+    dist::broadcast_module(*group_, *model_, 0);
     std::vector<torch::Tensor> params;
     for (const auto& [_, p] : params_) params.push_back(p);
     reducer_ = std::make_unique<dist::GradientReducer>(group_, params);

@@ -13,6 +13,10 @@
 
 #include "teachformer/dist/world.hpp"
 
+namespace torch::nn {
+class Module;
+}
+
 namespace teachformer::dist {
 
 /// Process-group settings.
@@ -81,5 +85,8 @@ std::vector<double> allreduce_sum(ProcessGroup& group, const std::vector<double>
 /// Copies rank 0's values of every tensor into every rank (coalesced into one buffer per dtype), e.g. a model's
 /// parameters and buffers at the start of training.
 void broadcast_tensors(ProcessGroup& group, const std::vector<torch::Tensor>& tensors, int root = 0);
+
+/// DDP's start: copies rank `root`'s parameters and buffers of `module` into every rank (broadcast_tensors).
+void broadcast_module(ProcessGroup& group, const torch::nn::Module& module, int root = 0);
 
 }  // namespace teachformer::dist

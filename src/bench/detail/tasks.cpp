@@ -189,10 +189,7 @@ class Stepper {
   // Data-parallel: every rank starts from rank 0's weights and all-reduces its gradients in buckets during the
   // backward pass, as `train` does under --nproc-per-node.
   void distribute(std::shared_ptr<dist::ProcessGroup> group) {
-    std::vector<torch::Tensor> state;
-    for (const auto& p : model_->parameters()) state.push_back(p);
-    for (const auto& b : model_->buffers()) state.push_back(b);
-    dist::broadcast_tensors(*group, state, 0);
+    dist::broadcast_module(*group, *model_, 0);
     std::vector<torch::Tensor> params;
     for (const auto& [_, p] : params_) params.push_back(p);
     reducer_ = std::make_unique<dist::GradientReducer>(group, params);

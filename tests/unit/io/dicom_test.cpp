@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include "teachformer/core/error.hpp"
+#include "test_checks.hpp"
 #include "test_support.hpp"
 
 namespace teachformer::io {
@@ -30,16 +31,6 @@ PetSuvTags start_tags() {
   return t;
 }
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
 // Hand computation: 65 min after injection, F-18 has decayed to 2^(-3900 / 6586.2) = 0.66335488; the factor is
 // 75000 g / (370e6 Bq * 0.66335488) = 3.0557204e-4 g/Bq.
 TEST(DicomSuv, DecayCorrectedToStartMatchesHandComputation) {
@@ -60,7 +51,7 @@ TEST(DicomSuv, PhilipsCountsUseTheScaleFactorAndGmlIsKept) {
   t.philips_suv_factor = 0.000123;
   EXPECT_DOUBLE_EQ(suv_factor(t, "f.dcm"), 0.000123);
   t.philips_suv_factor.reset();
-  EXPECT_NE(error_of([&] { suv_factor(t, "f.dcm"); }).find("(7053,1000)"), std::string::npos);
+  EXPECT_NE(test::message_of([&] { suv_factor(t, "f.dcm"); }).find("(7053,1000)"), std::string::npos);
   t.units = "GML";
   EXPECT_DOUBLE_EQ(suv_factor(t, "f.dcm"), 1.0);
 }
@@ -68,23 +59,23 @@ TEST(DicomSuv, PhilipsCountsUseTheScaleFactorAndGmlIsKept) {
 TEST(DicomSuv, MissingOrImplausibleTagsNameTheTagTheFileAndTheOverride) {
   auto t = start_tags();
   t.weight_kg.reset();
-  std::string m = error_of([&] { suv_factor(t, "pet/IM1.dcm"); });
+  std::string m = test::message_of([&] { suv_factor(t, "pet/IM1.dcm"); });
   EXPECT_NE(m.find("PatientWeight (0010,1030)"), std::string::npos) << m;
   EXPECT_NE(m.find("pet/IM1.dcm"), std::string::npos) << m;
   EXPECT_NE(m.find("--suv-scale"), std::string::npos) << m;
   t = start_tags();
   t.injected_dose_bq = 370;  // MBq written where Bq belong
-  m = error_of([&] { suv_factor(t, "f.dcm"); });
+  m = test::message_of([&] { suv_factor(t, "f.dcm"); });
   EXPECT_NE(m.find("RadionuclideTotalDose (0018,1074)"), std::string::npos) << m;
   t = start_tags();
   t.half_life_s.reset();
-  EXPECT_NE(error_of([&] { suv_factor(t, "f.dcm"); }).find("RadionuclideHalfLife"), std::string::npos);
+  EXPECT_NE(test::message_of([&] { suv_factor(t, "f.dcm"); }).find("RadionuclideHalfLife"), std::string::npos);
   t = start_tags();
   std::swap(t.injection_time_s, t.reference_time_s);
-  EXPECT_NE(error_of([&] { suv_factor(t, "f.dcm"); }).find("injection"), std::string::npos);
+  EXPECT_NE(test::message_of([&] { suv_factor(t, "f.dcm"); }).find("injection"), std::string::npos);
   t = start_tags();
   t.units = "PROPCPS";
-  EXPECT_NE(error_of([&] { suv_factor(t, "f.dcm"); }).find("Units (0054,1001)"), std::string::npos);
+  EXPECT_NE(test::message_of([&] { suv_factor(t, "f.dcm"); }).find("Units (0054,1001)"), std::string::npos);
 }
 
 TEST(DicomTime, ParsesDateTimeAndDateTimeStrings) {
@@ -187,7 +178,7 @@ TEST(DicomSeries, MissingSliceIsRefusedWithTheGap) {
   TempDir dir;
   write_dicom_series(dir / "ct", phantom(1.0f, 0.0f), header("CT"));
   fs::remove(dir / "ct" / "IM00003.dcm");
-  const std::string m = error_of([&] { read_dicom_series(dir / "ct"); });
+  const std::string m = test::message_of([&] { read_dicom_series(dir / "ct"); });
   EXPECT_NE(m.find("missing slices: a gap of 6 mm"), std::string::npos) << m;
 }
 
@@ -198,7 +189,7 @@ TEST(DicomSeries, GantryTiltIsRefused) {
   const double t = 15.0 * M_PI / 180.0;
   v.geometry.direction = {1, 0, 0, 0, 1, std::sin(t), 0, 0, std::cos(t)};  // slices step along a tilted axis
   write_dicom_series(dir / "ct", v, header("CT"));
-  const std::string m = error_of([&] { read_dicom_series(dir / "ct"); });
+  const std::string m = test::message_of([&] { read_dicom_series(dir / "ct"); });
   EXPECT_NE(m.find("gantry tilt"), std::string::npos) << m;
   EXPECT_NE(m.find("15 degrees"), std::string::npos) << m;
 }
@@ -212,7 +203,7 @@ TEST(DicomSeries, InconsistentOrientationIsRefused) {
   auto h = header("CT");  // same series UID
   write_dicom_series(dir / "other", rotated, h);
   fs::copy_file(dir / "other" / "IM00002.dcm", dir / "ct" / "extra.dcm");
-  const std::string m = error_of([&] { read_dicom_series(dir / "ct"); });
+  const std::string m = test::message_of([&] { read_dicom_series(dir / "ct"); });
   EXPECT_NE(m.find("inconsistent orientation"), std::string::npos) << m;
 }
 
@@ -231,7 +222,7 @@ TEST(DicomSeries, UnevenSpacingAndUndecodableSyntaxAreRefusedByName) {
   if (!python("import pydicom; d = pydicom.dcmread('" + f + "'); d.ImagePositionPatient[2] += 1.0; d.save_as('" + f +
               "')"))
     GTEST_SKIP() << "python3-pydicom is not installed";
-  std::string m = error_of([&] { read_dicom_series(dir / "ct"); });
+  std::string m = test::message_of([&] { read_dicom_series(dir / "ct"); });
   EXPECT_NE(m.find("uneven slice spacing"), std::string::npos) << m;
 
   write_dicom_series(dir / "j2k", phantom(1.0f, 0.0f), header("CT"));
@@ -244,7 +235,7 @@ TEST(DicomSeries, UnevenSpacingAndUndecodableSyntaxAreRefusedByName) {
              "d.file_meta.TransferSyntaxUID = JPEG2000Lossless; d.is_implicit_VR = False; "
              "d.is_little_endian = True; d['PixelData'].is_undefined_length = True; d.save_as('" +
              g + "')"));
-  m = error_of([&] { read_dicom_series(dir / "j2k"); });
+  m = test::message_of([&] { read_dicom_series(dir / "j2k"); });
   EXPECT_NE(m.find("JPEG 2000"), std::string::npos) << m;
   EXPECT_NE(m.find("IM00002.dcm"), std::string::npos) << m;
 }
@@ -281,7 +272,7 @@ TEST(DicomScan, MixedSeriesAndNonImageObjectsAreReported) {
     ASSERT_EQ(scan.skipped.size(), 1u);
     EXPECT_NE(scan.skipped[0].message.find("not an image (Modality SR"), std::string::npos);
   }
-  EXPECT_NE(error_of([&] { read_dicom_series(dir / "mixed"); }).find("mixed series"), std::string::npos);
+  EXPECT_NE(test::message_of([&] { read_dicom_series(dir / "mixed"); }).find("mixed series"), std::string::npos);
 }
 
 TEST(DicomSeg, WritesOneSegmentPerLabelAndReadsBackVoxelForVoxel) {
@@ -309,7 +300,7 @@ TEST(DicomSeg, WritesOneSegmentPerLabelAndReadsBackVoxelForVoxel) {
   // Off the reference grid: refused.
   Volume moved = labels;
   moved.geometry.origin[0] += 5;
-  EXPECT_NE(error_of([&] { write_dicom_seg(dir / "bad.dcm", moved, ref, o); }).find("not on the grid"),
+  EXPECT_NE(test::message_of([&] { write_dicom_seg(dir / "bad.dcm", moved, ref, o); }).find("not on the grid"),
             std::string::npos);
 }
 
