@@ -2,12 +2,14 @@
 
 #include <dlfcn.h>
 #include <malloc.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <ATen/Parallel.h>
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <climits>
 #include <cstdlib>
@@ -16,6 +18,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "teachformer/core/error.hpp"
 
 namespace teachformer {
 namespace {
@@ -97,11 +101,49 @@ BlasInfo blas_info() {
 
 int hardware_threads() { return std::max(1u, std::thread::hardware_concurrency()); }
 
+// OpenBLAS (0.3.21, Debian 12) retries for ever when it cannot allocate a work buffer, so a process under an
+// address-space limit (`ulimit -v`, a batch system's memory limit) hangs instead of failing. Under such a limit every
+// buffer the run can use at once (one per thread that may call BLAS, and the caller) is taken now, while there is
+// room; OpenBLAS keeps them for the life of the process, and a later allocation that does not fit fails in LibTorch
+// as an error. When the limit leaves no room even for them, the run stops here with a clear error.
+void reserve_blas_buffers(int threads) {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_AS, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return;
+  if (openblas_core().empty()) return;  // not OpenBLAS
+  constexpr double kMiB = 1024.0 * 1024.0;
+  // Per buffer: OpenBLAS's BUFFER_SIZE (128 MiB on x86-64) with its alignment, the malloc arena (64 MiB) and the
+  // stack (8 MiB) of the thread that takes it.
+  constexpr double kBufferMiB = 130 + 64 + 8;
+  const int buffers = threads + 1;
+  const double limit_mib = double(limit.rlim_cur) / kMiB, used_mib = read_status_kb("VmSize:") / 1024.0;
+  const double need_mib = buffers * kBufferMiB + 128;
+  if (limit_mib - used_mib < need_mib) {
+    char msg[320];
+    std::snprintf(msg, sizeof msg,
+                  "the address-space limit (ulimit -v) of %.0f MiB leaves %.0f MiB, and %d BLAS thread(s) need %.0f "
+                  "MiB more to start (raise the limit or use fewer threads)",
+                  limit_mib, std::max(0.0, limit_mib - used_mib), threads, need_mib);
+    throw Error(msg);
+  }
+  std::atomic<int> ready{0};
+  std::vector<std::thread> workers;
+  for (int i = 0; i < buffers; ++i)
+    workers.emplace_back([&] {
+      torch::NoGradGuard no_grad;
+      const auto a = torch::ones({256, 256});
+      ++ready;
+      while (ready.load() < buffers) std::this_thread::yield();  // all at once: each call holds its own buffer
+      (void)torch::mm(a, a);
+    });
+  for (auto& w : workers) w.join();
+}
+
 void set_threads(int threads) {
   if (threads <= 0) threads = hardware_threads();
   at::set_num_threads(threads);
   using SetFn = void (*)(int);
   if (auto fn = lookup<SetFn>("openblas_set_num_threads")) fn(threads);
+  reserve_blas_buffers(threads);
 }
 
 int num_threads() { return at::get_num_threads(); }

@@ -17,6 +17,9 @@ using Json = nlohmann::json;
 Json read_json(const std::filesystem::path& path);
 /// Writes JSON atomically, pretty-printed with `indent` spaces.
 void write_json(const std::filesystem::path& path, const Json& value, int indent = 2);
+/// The first key (a JSON pointer such as "/trainer/epochs") where `now` and `before` differ, with both values:
+/// "/trainer/epochs: 36 now, 12 before"; empty when equal.
+std::string first_difference(const Json& now, const Json& before);
 /// Parses `text` as JSON if it starts with '{' or '[', otherwise reads it as a file path.
 Json json_from_string_or_file(const std::string& text_or_path);
 
