@@ -5,11 +5,13 @@
 
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <fstream>
 
 #include "teachformer/core/device.hpp"
 #include "teachformer/core/error.hpp"
 #include "teachformer/core/fs.hpp"
+#include "teachformer/core/interrupt.hpp"
 #include "teachformer/core/json.hpp"
 #include "teachformer/core/progress.hpp"
 #include "teachformer/dist/gradient_reducer.hpp"
@@ -261,7 +263,9 @@ void Trainer::save_latest(int64_t epochs_done) {
                                 {"skipped_steps", skipped_steps_},
                                 {"objective_state", objective_->state()},
                                 {"validations_since_best", validations_since_best_},
-                                {"stopped_early", stop_early_}};
+                                {"stopped_early", stop_early_},
+                                {"epoch_loss", epoch_loss_},
+                                {"settings", resume_settings()}};
   io::write_safetensors(paths_.fold_dir / kLatest, tensors, {{"teachformer_training_state", state.dump()}});
 }
 
@@ -271,7 +275,13 @@ void Trainer::load_latest() {
   const io::SafeTensors st = io::read_safetensors(path);
   auto it = st.metadata.find("teachformer_training_state");
   TF_CHECK(it != st.metadata.end(), FormatError, "'", path.string(), "' is not a TeachFormer training checkpoint");
-  const auto state = nlohmann::json::parse(it->second);
+  nlohmann::json state;
+  try {
+    state = nlohmann::json::parse(it->second);
+  } catch (const nlohmann::json::exception& e) {
+    TF_THROW(FormatError, "'", path.string(), "': damaged training state (", e.what(), ")");
+  }
+  if (state.contains("settings")) check_resume_settings(state.at("settings"), path);
   TF_CHECK(state.at("model") == model_->spec().key && state.at("options") == model_->spec().options, InvalidArgument,
            "'", path.string(), "' was written for model '", state.at("model").get<std::string>(), "' with options ",
            state.at("options").dump(), ", not for '", model_->spec().key, "' with ", model_->spec().options.dump());
@@ -303,6 +313,55 @@ void Trainer::load_latest() {
   if (state.contains("objective_state")) objective_->load_state(state.at("objective_state"));
   validations_since_best_ = state.value("validations_since_best", int64_t(0));
   stop_early_ = state.value("stopped_early", false);
+  epoch_loss_ = state.value("epoch_loss", 0.0);
+  TF_CHECK(epochs_done_ <= options_.epochs, ConfigError, "cannot resume '", path.string(), "': it has done ",
+           epochs_done_, " epochs, more than the ", options_.epochs, " asked for");
+}
+
+const std::vector<std::string>& Trainer::resumable_changes() {
+  static const std::vector<std::string> keys{"epochs",        "val_every",           "checkpoint_every",
+                                             "workers",       "early_stop_patience", "early_stop_min_delta",
+                                             "early_stop_min_epochs", "case_cache_mb"};
+  return keys;
+}
+
+nlohmann::json Trainer::resume_settings() const {
+  nlohmann::json train_ids = nlohmann::json::array(), val_ids = nlohmann::json::array();
+  for (size_t i = 0; i < train_cases_->size(); ++i) train_ids.push_back(train_cases_->id(i));
+  if (val_cases_)
+    for (size_t i = 0; i < val_cases_->size(); ++i) val_ids.push_back(val_cases_->id(i));
+  return {{"model", {{"key", model_->spec().key}, {"options", model_->spec().options}}},
+          {"trainer", to_json(options_)},
+          {"objective", objective_->describe()},
+          {"data", {{"metadata", models::to_json(weights_metadata_)}, {"train_cases", train_ids},
+                    {"validation_cases", val_ids}}},
+          {"world_size", group_ ? group_->size() : 1}};
+}
+
+void Trainer::check_resume_settings(const nlohmann::json& saved, const fs::path& checkpoint) const {
+  nlohmann::json now = resume_settings(), before = saved;
+  if (allow_changed_settings_) {
+    for (const auto& key : resumable_changes()) {
+      if (before.contains("trainer") && before["trainer"].contains(key)) before["trainer"].erase(key);
+      now["trainer"].erase(key);
+    }
+  }
+  const std::string diff = first_difference(now, before);
+  std::string allowed;
+  for (const auto& key : resumable_changes()) allowed += (allowed.empty() ? "" : ", ") + key;
+  TF_CHECK(diff.empty(), ConfigError, "cannot resume '", checkpoint.string(), "' with other settings (", diff,
+           "): a resumed run must continue the same training",
+           allow_changed_settings_ ? std::string()
+                                   : " (hint: --allow-changed-settings lets a resume change only " + allowed + ")");
+}
+
+void Trainer::stop_for_signal(int signal) {
+  save_latest(epochs_done_);
+  append_log({{"type", "interrupted"}, {"step", step_}, {"epoch", epochs_done_}, {"signal", signal_name(signal)}});
+  barrier();
+  throw Interrupted(signal, "resume checkpoint written at step " + std::to_string(step_) + " (epoch " +
+                                std::to_string(epochs_done_ + 1) + ") to '" +
+                                (paths_.fold_dir / kLatest).string() + "'");
 }
 
 ValidationResult Trainer::validate(int64_t epoch) {
@@ -316,6 +375,11 @@ ValidationResult Trainer::validate(int64_t epoch) {
   const int rank = group_ ? group_->rank() : 0;
   std::vector<double> dice(n, 0.0);
   for (size_t i = size_t(rank); i < n; i += size_t(world)) {
+    if (!group_ && stop_requested()) {
+      result.interrupted = true;
+      model_->train();
+      return result;
+    }
     const auto c = val_cases_->get(i);
     torch::Tensor probs;
     {
@@ -338,6 +402,11 @@ ValidationResult Trainer::validate(int64_t epoch) {
 
 void Trainer::begin(bool resume) {
   fs::create_directories(paths_.fold_dir);
+  if (is_main()) {
+    lock_ = std::make_unique<FolderLock>(paths_.fold_dir, "model fold folder", FolderLock::Mode::Refuse);
+    if (const int n = remove_stale_temporaries(paths_.fold_dir))
+      spdlog::info("removed {} temporary file(s) left by an interrupted run in '{}'", n, paths_.fold_dir.string());
+  }
   if (options_.deterministic) at::globalContext().setDeterministicAlgorithms(true, false);
   torch::manual_seed(options_.seed);
   model_->to(device_);
@@ -355,6 +424,8 @@ void Trainer::begin(bool resume) {
   skipped_steps_ = 0;
   validations_since_best_ = 0;
   stop_early_ = false;
+  stop_agreed_ = false;
+  epoch_loss_ = 0;
   // Every rank must see the checkpoint rank 0 may just have written (or the stale one it removed).
   barrier();
   if (resume && fs::exists(paths_.fold_dir / kLatest)) {
@@ -422,7 +493,10 @@ StepRecord Trainer::train_step(data::PatchLoader& loader, int64_t epoch, int64_t
   auto values = loss.values();
   std::vector<double> numbers;
   for (const auto& [_, v] : values) numbers.push_back(v);
+  numbers.push_back(stop_requested() ? 1.0 : 0.0);  // every rank stops after the same step
   numbers = mean_over_ranks(numbers);
+  stop_agreed_ = numbers.back() > 0;
+  numbers.pop_back();
   for (size_t i = 0; i < values.size(); ++i) values[i].second = numbers[i];
   const double total = values.front().second;
   if (!std::isfinite(total))
@@ -476,6 +550,7 @@ void Trainer::end_epoch(int64_t epoch, double epoch_loss, double& last_dice) {
   if (options_.val_every > 0 && ((epoch + 1) % options_.val_every == 0 || last) && val_cases_ &&
       val_cases_->size() > 0) {
     const ValidationResult v = validate(epoch);
+    if (v.interrupted) stop_for_signal(stop_signal());  // the epoch's steps are done; its validation is redone
     last_dice = v.mean_dice;
     append_log({{"type", "validation"}, {"step", step_}, {"epoch", epoch}, {"mean_dice", v.mean_dice},
                 {"per_case", v.per_case}, {"seconds", v.seconds}});
@@ -532,6 +607,11 @@ TrainSummary Trainer::end(std::chrono::steady_clock::time_point t_start, double 
 
 TrainSummary Trainer::fit(bool resume) {
   const auto t_start = std::chrono::steady_clock::now();
+  // The fold folder is this run's while fit() runs, and free again when it returns or throws.
+  struct ReleaseLock {
+    std::unique_ptr<FolderLock>& lock;
+    ~ReleaseLock() { lock.reset(); }
+  } release{lock_};
   begin(resume);
   auto loader = make_loader();
   const int64_t total_steps = options_.epochs * options_.steps_per_epoch;
@@ -543,8 +623,10 @@ TrainSummary Trainer::fit(bool resume) {
   int64_t steps_timed = 0;
   for (int64_t epoch = epochs_done_; epoch < options_.epochs && !stop_early_; ++epoch) {
     for (auto& cb : callbacks_) cb->on_epoch_start(*this, epoch);
-    double epoch_loss = 0;
-    for (int64_t i = 0; i < options_.steps_per_epoch; ++i, ++step_) {
+    // A run stopped inside an epoch resumes at its next step.
+    const int64_t first = step_ - epoch * options_.steps_per_epoch;
+    double epoch_loss = first > 0 ? epoch_loss_ : 0.0;
+    for (int64_t i = first; i < options_.steps_per_epoch; ++i) {
       const StepRecord rec = train_step(*loader, epoch, total_steps, taps);
       step_seconds += rec.seconds;
       ++steps_timed;
@@ -554,6 +636,13 @@ TrainSummary Trainer::fit(bool resume) {
       std::snprintf(status, sizeof status, "epoch %lld/%lld loss %.4f", (long long)epoch + 1,
                     (long long)options_.epochs, rec.losses.front().second);
       bar.update(step_ + 1, status);
+      ++step_;
+      epoch_loss_ = epoch_loss;
+      // Ranks agree on a stop through the step's all-reduce; a single process stops after the step it arrived in.
+      if (stop_agreed_ || (!group_ && stop_requested())) {
+        bar.finish();
+        stop_for_signal(stop_signal() ? stop_signal() : SIGTERM);  // SIGTERM: another rank received it
+      }
     }
     end_epoch(epoch, epoch_loss, last_dice);
   }

@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "teachformer/core/folder_lock.hpp"
 #include "teachformer/data/case_source.hpp"
 #include "teachformer/data/loader.hpp"
 #include "teachformer/models/seg_model.hpp"
@@ -91,6 +92,8 @@ struct ValidationResult {
   /// Per case: mean foreground Dice.
   std::map<std::string, double> per_case;
   double seconds = 0;
+  /// A stop was requested before every case was scored (single-process runs only): the result is incomplete.
+  bool interrupted = false;
 };
 
 /// Outcome of fit().
@@ -169,6 +172,11 @@ class Trainer {
   const TrainerPaths& paths() const { return paths_; }
   /// The current global step.
   int64_t step() const { return step_; }
+  /// Lets fit(true) continue a checkpoint whose settings differ from this trainer's in the keys of
+  /// resumable_changes() only (more epochs, another validation interval, ...); any other difference is refused.
+  void allow_changed_settings(bool allow) { allow_changed_settings_ = allow; }
+  /// The trainer settings a resume may change when allowed ("epochs", "val_every", ...).
+  static const std::vector<std::string>& resumable_changes();
 
  private:
   // fit(), in its steps.
@@ -182,6 +190,11 @@ class Trainer {
   std::vector<double> mean_over_ranks(const std::vector<double>& values);
   void save_latest(int64_t epochs_done);
   void load_latest();
+  /// What made this run (model, trainer, objective, data), recorded in the resume checkpoint and compared on resume.
+  nlohmann::json resume_settings() const;
+  void check_resume_settings(const nlohmann::json& saved, const std::filesystem::path& checkpoint) const;
+  /// Writes the resume checkpoint for a stop request and throws Interrupted.
+  [[noreturn]] void stop_for_signal(int signal);
   void save_weights(const std::filesystem::path& path, const nlohmann::json& extra) const;
   void truncate_log(int64_t after_step) const;
   void append_log(const nlohmann::json& line) const;
@@ -207,6 +220,13 @@ class Trainer {
   /// Validations since the best one (early stopping).
   int64_t validations_since_best_ = 0;
   bool stop_early_ = false;
+  /// A stop was requested (on any rank) during the last step.
+  bool stop_agreed_ = false;
+  bool allow_changed_settings_ = false;
+  /// The summed loss of the epoch so far (kept in the checkpoint of a run stopped inside an epoch).
+  double epoch_loss_ = 0;
+  /// This process writes the fold folder (held while fit() runs).
+  std::unique_ptr<FolderLock> lock_;
   int64_t step_ = 0;
   int64_t epochs_done_ = 0;
   double best_dice_ = -1;

@@ -1,12 +1,15 @@
 #include "teachformer/train/trainer.hpp"
 
+#include <csignal>
 #include <fstream>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include "teachformer/core/error.hpp"
+#include "teachformer/core/folder_lock.hpp"
 #include "teachformer/core/fs.hpp"
+#include "teachformer/core/interrupt.hpp"
 #include "teachformer/io/safetensors.hpp"
 #include "teachformer/models/registry.hpp"
 #include "teachformer/models/state_dict.hpp"
@@ -150,6 +153,133 @@ TEST(Trainer, KilledAndResumedRunEndsWithTheSameWeightsAsAnUninterruptedRun) {
   int steps = 0;
   for (const auto& l : read_log(b / "log.jsonl")) steps += l["type"] == "step";
   EXPECT_EQ(steps, 12);
+}
+
+const std::shared_ptr<const std::vector<data::TrainingCase>> kNoValidation;
+
+// A callback that requests a stop (as SIGTERM would) after a given step.
+struct StopAfterStep : Callback {
+  int64_t step;
+  explicit StopAfterStep(int64_t s) : step(s) {}
+  void on_step_end(Trainer&, const StepRecord& r) override {
+    if (r.step == step) request_stop(SIGTERM);
+  }
+};
+
+TEST(Trainer, StopRequestInsideAnEpochSavesAndTheResumedRunMatchesAnUninterruptedOne) {
+  test::TempDir a, b;
+  auto cases = blob_cases(3, 2);
+  auto val = blob_cases(1, 5);
+  torch::manual_seed(0);
+  auto m1 = tiny_model();
+  const auto init = snapshot(*m1);
+  Trainer full(m1, std::make_shared<SupervisedObjective>(), cases, val, tiny_options(3), {a.path()}, {});
+  full.fit();
+
+  torch::manual_seed(0);
+  auto m2 = tiny_model();
+  models::load_state_dict(*m2, init);
+  {
+    Trainer first(m2, std::make_shared<SupervisedObjective>(), cases, val, tiny_options(3), {b.path()}, {});
+    first.add_callback(std::make_shared<StopAfterStep>(4));  // the second step of the second epoch
+    try {
+      first.fit();
+      ADD_FAILURE() << "the stop request was ignored";
+    } catch (const Interrupted& e) {
+      EXPECT_EQ(e.exit_status(), 143);
+      EXPECT_NE(std::string(e.what()).find("step 5"), std::string::npos) << e.what();
+    }
+  }
+  clear_stop_request();
+  const auto state = io::read_safetensors_header(b / "checkpoint_latest.safetensors");
+  const auto saved = nlohmann::json::parse(state.metadata.at("teachformer_training_state"));
+  EXPECT_EQ(saved["step"], 5);
+  EXPECT_EQ(saved["epochs_done"], 1);
+  torch::manual_seed(123);
+  auto m3 = tiny_model();
+  Trainer resumed(m3, std::make_shared<SupervisedObjective>(), cases, val, tiny_options(3), {b.path()}, {});
+  const auto s = resumed.fit(/*resume=*/true);
+  EXPECT_EQ(s.steps_run, 9);
+  const auto wa = snapshot(*m1), wb = snapshot(*m3);
+  for (const auto& [k, v] : wa) EXPECT_TRUE(torch::equal(v, wb.at(k))) << k;
+  int steps = 0;
+  for (const auto& l : read_log(b / "log.jsonl")) steps += l["type"] == "step";
+  EXPECT_EQ(steps, 9);
+}
+
+TEST(Trainer, ResumeWithOtherSettingsIsRefusedNamingTheFirstDifference) {
+  test::TempDir dir;
+  auto cases = blob_cases(2, 2);
+  auto val = blob_cases(1, 5);
+  torch::manual_seed(0);
+  {
+    Trainer t(tiny_model(), std::make_shared<SupervisedObjective>(), cases, val, tiny_options(1), {dir.path()}, {});
+    t.fit();
+  }
+  auto other_lr = tiny_options(1);
+  other_lr.optimizer.lr = 1e-2;
+  try {
+    Trainer t(tiny_model(), std::make_shared<SupervisedObjective>(), cases, val, other_lr, {dir.path()}, {});
+    t.fit(true);
+    ADD_FAILURE() << "a resume with another learning rate was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("/trainer/optimizer/lr"), std::string::npos) << e.what();
+  }
+  try {
+    Trainer t(tiny_model(), std::make_shared<SupervisedObjective>(), blob_cases(3, 2), val, tiny_options(1),
+              {dir.path()}, {});
+    t.fit(true);
+    ADD_FAILURE() << "a resume on other cases was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("/data/train_cases"), std::string::npos) << e.what();
+  }
+  try {
+    Trainer t(tiny_model(), std::make_shared<SupervisedObjective>(), cases, val, tiny_options(2), {dir.path()}, {});
+    t.fit(true);
+    ADD_FAILURE() << "more epochs were accepted without being allowed";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("/trainer/epochs: 2 now, 1 before"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("--allow-changed-settings"), std::string::npos) << e.what();
+  }
+  Trainer more(tiny_model(), std::make_shared<SupervisedObjective>(), cases, val, tiny_options(2), {dir.path()}, {});
+  more.allow_changed_settings(true);
+  EXPECT_EQ(more.fit(true).steps_run, 6);
+}
+
+TEST(Trainer, DamagedCheckpointIsAnErrorNamingItAndIsLeftAsItWas) {
+  test::TempDir dir;
+  auto cases = blob_cases(2, 2);
+  torch::manual_seed(0);
+  {
+    Trainer t(tiny_model(), std::make_shared<SupervisedObjective>(), cases, kNoValidation, tiny_options(1), {dir.path()}, {});
+    t.fit();
+  }
+  const auto latest = dir / "checkpoint_latest.safetensors";
+  const auto size = fs::file_size(latest);
+  fs::resize_file(latest, size / 2);
+  const std::string damaged = read_file(latest);
+  try {
+    Trainer t(tiny_model(), std::make_shared<SupervisedObjective>(), cases, kNoValidation, tiny_options(2), {dir.path()}, {});
+    t.fit(true);
+    ADD_FAILURE() << "a truncated checkpoint was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(latest.string()), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(read_file(latest), damaged);
+}
+
+TEST(Trainer, SecondTrainerOnTheSameFoldFolderIsRefused) {
+  test::TempDir dir;
+  const FolderLock other(dir.path(), "model fold folder", FolderLock::Mode::Refuse);
+  Trainer t(tiny_model(), std::make_shared<SupervisedObjective>(), blob_cases(2, 2), kNoValidation, tiny_options(1),
+            {dir.path()}, {});
+  try {
+    t.fit();
+    ADD_FAILURE() << "two writers of one fold folder";
+  } catch (const IoError& e) {
+    EXPECT_NE(std::string(e.what()).find("in use by another process (pid"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(dir / "log.jsonl"));
 }
 
 struct NanObjective : Objective {
