@@ -62,6 +62,11 @@ BoundingBoxCsv read_bounding_box_csv(const std::filesystem::path& csv) {
       problem("empty PatientID");
       continue;
     }
+    // Patient ids name files (predictions, crops): one that is not a plain file name could point elsewhere.
+    if (const std::string why = unsafe_name_reason(id); !why.empty()) {
+      problem("PatientID '" + id + "' " + why + "; refused, a patient id must be a plain file name");
+      continue;
+    }
     double v[6];
     bool numbers = true;
     for (int k = 0; k < 6 && numbers; ++k) {

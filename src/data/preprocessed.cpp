@@ -8,7 +8,9 @@
 
 #include "data/detail/parallel.hpp"
 #include "teachformer/core/error.hpp"
+#include "teachformer/core/folder_lock.hpp"
 #include "teachformer/core/fs.hpp"
+#include "teachformer/core/interrupt.hpp"
 #include "teachformer/core/json.hpp"
 #include "teachformer/core/log.hpp"
 #include "teachformer/core/progress.hpp"
@@ -204,6 +206,15 @@ PreprocessSummary preprocess_dataset(const Dataset& ds, const fs::path& out_dir,
     TF_THROW(DatasetError, "dataset '", ds.root.string(), "' has ", ds.error_count(), " error(s), first: ", first,
              " (hint: run teachformer verify for the full list)");
   }
+  for (const auto& c : ds.all_cases()) {
+    const std::string why = unsafe_name_reason(c.id);
+    TF_CHECK(why.empty(), DatasetError, "dataset '", ds.root.string(), "': case id '", c.id, "' ", why,
+             "; a case id must be a plain file name");
+  }
+  // One writer per output folder; a second preprocessing of the same folder waits, then finds the cases done.
+  const FolderLock lock(out_dir, "preprocessed dataset", FolderLock::Mode::Wait);
+  if (const int n = remove_stale_temporaries(out_dir))
+    spdlog::info("removed {} temporary file(s) left by an interrupted run in '{}'", n, out_dir.string());
   PreprocessSummary summary;
   PreprocessPlan plan = settle_plan(ds, out_dir, options);
   const std::string digest = plan.digest();
@@ -225,6 +236,10 @@ PreprocessSummary preprocess_dataset(const Dataset& ds, const fs::path& out_dir,
         [&](int64_t t) {
           const Case& c = cases[size_t(todo[size_t(t)])];
           auto& r = results[size_t(t)];
+          if (stop_requested()) {
+            r.error = "stopped";
+            return;
+          }
           try {
             r.warnings = preprocess_one(c, plan, digest, out_dir);
             r.ok = true;
@@ -235,6 +250,13 @@ PreprocessSummary preprocess_dataset(const Dataset& ds, const fs::path& out_dir,
         [&] { bar.update(++done); });
   }
   std::vector<std::string> failures;
+  if (stop_requested()) {
+    int64_t written = 0;
+    for (const auto& r : results) written += r.ok ? 1 : 0;
+    throw_if_stop_requested(std::to_string(summary.skipped + written) + " of " + std::to_string(cases.size()) +
+                            " case(s) are in '" + out_dir.string() + "'; the rest are preprocessed when the same "
+                            "command runs again");
+  }
   for (size_t t = 0; t < todo.size(); ++t) {
     auto& r = results[t];
     for (const auto& w : r.warnings) {

@@ -244,7 +244,7 @@ void write_safetensors(const std::filesystem::path& path, const std::map<std::st
     emit([&](const char* bytes, size_t len) { out.write(bytes, static_cast<std::streamsize>(len)); });
     out.flush();
     TF_CHECK(out.good(), IoError, "write to '", path.string(), "' failed (disk full?)");
-  });
+  }, 8 + text.size() + offset);
 }
 
 }  // namespace teachformer::io

@@ -17,7 +17,8 @@ std::string fold_folder(int fold) { return fold < 0 ? "fold_all" : "fold_" + std
 fs::path ModelFolder::checkpoint(int fold, const std::string& which) const {
   TF_CHECK(which == "best" || which == "final", InvalidArgument, "checkpoint must be 'best' or 'final', got '", which,
            "'");
-  const auto path = root / fold_folder(fold) / ("checkpoint_" + which + ".safetensors");
+  const std::string name = fold_folder(fold) + "/checkpoint_" + which + ".safetensors";
+  const auto path = path_inside(root, name, "model folder '" + root.string() + "'");
   if (!fs::exists(path)) {
     std::vector<std::string> have;
     for (int f : folds) have.push_back(fold_folder(f));
@@ -39,6 +40,10 @@ ModelFolder open_model_folder(const fs::path& dir) {
   TF_CHECK(fs::is_directory(dir), IoError, "model folder '", dir.string(), "' does not exist");
   ModelFolder m;
   m.root = dir;
+  // A model folder may come from someone else: what it names is read from inside it only (no symbolic link out),
+  // and it holds JSON and safetensors only, nothing that is executed or unpickled.
+  for (const char* name : {"config.json", "plan.json", "dataset.json"})
+    if (fs::exists(dir / name) || fs::is_symlink(dir / name)) path_inside(dir, name, "model folder '" + dir.string() + "'");
   require_exists(dir / "config.json", "model config (is this a folder written by teachformer train/distill?)");
   m.config = read_json(dir / "config.json");
   auto need = [&](const char* key) -> const Json& {

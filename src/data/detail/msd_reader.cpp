@@ -13,9 +13,16 @@
 namespace teachformer::data::detail {
 namespace {
 
-fs::path resolve(const fs::path& root, const std::string& p) {
-  const fs::path path(p);
-  return (path.is_absolute() ? path : root / path).lexically_normal();
+// A path listed in dataset.json, which must stay inside the dataset folder; one that leaves it (absolute, "..",
+// a symbolic link out) is an error of the dataset and gives an empty path.
+fs::path resolve(Dataset& ds, const fs::path& dj, const fs::path& root, const std::string& p, const std::string& what) {
+  const std::string why = path_escape_reason(root, p);
+  if (!why.empty()) {
+    add_problem(ds, Severity::Error, dj, what + " '" + p + "' " + why + "; refused, it must stay inside '" +
+                                             root.string() + "'");
+    return {};
+  }
+  return (root / p).lexically_normal();
 }
 
 std::string case_id_of(const fs::path& p) {
@@ -73,7 +80,8 @@ Dataset read_msd(const fs::path& root) {
       add_problem(ds, Severity::Error, dj, "training entry " + entry.dump() + " has no 'image' path");
       continue;
     }
-    const fs::path image = resolve(root, entry["image"].get<std::string>());
+    const fs::path image = resolve(ds, dj, root, entry["image"].get<std::string>(), "training image");
+    if (image.empty()) continue;
     listed.insert(image);
     bool ok = true;
     if (!fs::exists(image)) {
@@ -84,7 +92,8 @@ Dataset read_msd(const fs::path& root) {
     if (ds.file_ending != io::image_extension(image) && !io::image_extension(image).empty())
       ds.file_ending = io::image_extension(image);
     if (entry.contains("label") && entry["label"].is_string()) {
-      const fs::path label = resolve(root, entry["label"].get<std::string>());
+      const fs::path label = resolve(ds, dj, root, entry["label"].get<std::string>(), "training label");
+      if (label.empty()) continue;
       listed.insert(label);
       if (!fs::exists(label)) {
         add_problem(ds, Severity::Error, label, "label file of case '" + c.id + "' listed in dataset.json is missing",
@@ -107,7 +116,8 @@ Dataset read_msd(const fs::path& root) {
         add_problem(ds, Severity::Error, dj, "test entry " + entry.dump() + " is not an image path");
         continue;
       }
-      const fs::path image = resolve(root, p);
+      const fs::path image = resolve(ds, dj, root, p, "test image");
+      if (image.empty()) continue;
       listed.insert(image);
       if (!fs::exists(image)) {
         add_problem(ds, Severity::Error, image, "missing test image '" + image.filename().string() + "' listed in dataset.json");

@@ -156,9 +156,24 @@ Dataset read_nnunet(const fs::path& root) {
                         " images but dataset.json declares " + std::to_string(n_channels) + " channels");
         ok = false;
       }
+      if (const std::string why = unsafe_name_reason(c.id); !why.empty()) {
+        add_problem(ds, Severity::Error, dj, "dataset entry '" + c.id + "': the case id " + why);
+        continue;
+      }
       for (const auto& img : entry["images"]) {
-        const fs::path p = fs::path(img.get<std::string>()).is_absolute() ? fs::path(img.get<std::string>())
-                                                                          : root / img.get<std::string>();
+        if (!img.is_string()) {
+          add_problem(ds, Severity::Error, dj, "dataset entry '" + c.id + "': images must be paths, got " + img.dump());
+          ok = false;
+          continue;
+        }
+        const std::string listed = img.get<std::string>();
+        if (const std::string why = path_escape_reason(root, listed); !why.empty()) {
+          add_problem(ds, Severity::Error, dj, "dataset entry '" + c.id + "': image '" + listed + "' " + why +
+                                                   "; refused, it must stay inside '" + root.string() + "'");
+          ok = false;
+          continue;
+        }
+        const fs::path p = root / listed;
         if (!fs::exists(p)) {
           add_problem(ds, Severity::Error, p, "missing channel file '" + p.filename().string() + "' of case '" + c.id + "'");
           ok = false;
@@ -167,7 +182,12 @@ Dataset read_nnunet(const fs::path& root) {
       }
       if (entry.contains("label") && entry["label"].is_string()) {
         const std::string l = entry["label"].get<std::string>();
-        const fs::path p = fs::path(l).is_absolute() ? fs::path(l) : root / l;
+        if (const std::string why = path_escape_reason(root, l); !why.empty()) {
+          add_problem(ds, Severity::Error, dj, "dataset entry '" + c.id + "': label '" + l + "' " + why +
+                                                   "; refused, it must stay inside '" + root.string() + "'");
+          continue;
+        }
+        const fs::path p = root / l;
         if (!fs::exists(p)) {
           add_problem(ds, Severity::Error, p, "missing label file of case '" + c.id + "'");
           ok = false;
