@@ -58,7 +58,7 @@ void register_distill(CLI::App& parent) {
     const auto result = pipeline::run_distill_job(job, d);
     if (!job.group || job.group->rank() == 0) print_job_result("distill", result);
     return 0;
-  }); });
+  }); }, graceful_stop("--resume"));
 }
 
 }  // namespace teachformer::app

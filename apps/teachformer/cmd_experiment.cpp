@@ -95,7 +95,7 @@ void register_experiment(CLI::App& parent) {
     std::printf("%s\n(written to %s/results.md, results.csv and results.json)\n", r.markdown.c_str(), o.dir.c_str());
     if (r.report) std::printf("report: %s\n", r.report->c_str());
     return 0;
-  });
+  }, graceful_stop());
 }
 
 }  // namespace teachformer::app

@@ -5,7 +5,9 @@
 
 #include "common.hpp"
 #include "teachformer/core/error.hpp"
+#include "teachformer/core/folder_lock.hpp"
 #include "teachformer/core/fs.hpp"
+#include "teachformer/core/interrupt.hpp"
 #include "teachformer/core/progress.hpp"
 #include "teachformer/core/runtime.hpp"
 #include "teachformer/inference/predictor.hpp"
@@ -75,6 +77,8 @@ void register_predict(CLI::App& parent) {
                  "' reads its reference channel from the file '", ref.string(), "'");
       }
     fs::create_directories(output);
+    const FolderLock lock(output, "prediction folder", FolderLock::Mode::Refuse);
+    remove_stale_temporaries(output);
     ProgressBar bar("predict", int64_t(cases.size()));
     int64_t done = 0, skipped = 0;
     double total = 0;
@@ -85,10 +89,10 @@ void register_predict(CLI::App& parent) {
         bar.advance();
         continue;
       }
+      throw_if_stop_requested(std::to_string(done) + " case(s) written to '" + output + "'");
       reset_peak_rss();
       const auto p = predictor.predict(c);
-      if (nifti) io::write_label(target, p.labels);
-      if (seg) inference::write_dicom_seg_prediction(fs::path(output) / (c.id + ".dcm"), c, p.labels, predictor.folder());
+      // The file --continue looks for is written last, so a case cut short by a kill is predicted again.
       if (probabilities) io::write_image(fs::path(output) / (c.id + "_probabilities.nii.gz"), *p.probabilities);
       if (detection) {
         const auto fg = p.probabilities->data.narrow(0, 1, p.probabilities->channels() - 1).sum(0);
@@ -96,6 +100,8 @@ void register_predict(CLI::App& parent) {
         io::Volume d{cand.detection_map.unsqueeze(0).to(torch::kFloat), p.probabilities->geometry};
         io::write_image(fs::path(output) / (c.id + "_detection.nii.gz"), d);
       }
+      if (seg) inference::write_dicom_seg_prediction(fs::path(output) / (c.id + ".dcm"), c, p.labels, predictor.folder());
+      if (nifti) io::write_label(target, p.labels);
       total += p.seconds;
       ++done;
       std::fprintf(stderr, "%s: %.2f s (network %.2f s), peak RSS %.0f MiB\n", c.id.c_str(), p.seconds,
@@ -107,7 +113,7 @@ void register_predict(CLI::App& parent) {
                 total, done ? total / double(done) : 0.0, (long long)skipped, predictor.folds().size(),
                 output.c_str());
     return 0;
-  });
+  }, graceful_stop("--continue"));
 }
 
 }  // namespace teachformer::app

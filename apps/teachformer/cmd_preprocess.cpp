@@ -67,7 +67,7 @@ void register_preprocess(CLI::App& parent) {
                 ds.name.c_str(), data::to_string(ds.format).c_str(), (long long)s.written, (long long)s.skipped,
                 s.warnings.size(), s.seconds, out.c_str());
     return 0;
-  });
+  }, graceful_stop());
 }
 
 }  // namespace teachformer::app

@@ -14,7 +14,7 @@ void register_train(CLI::App& parent) {
       if (!job.group || job.group->rank() == 0) print_job_result("train", result);
       return 0;
     });
-  });
+  }, graceful_stop("--resume"));
 }
 
 }  // namespace teachformer::app

@@ -7,6 +7,7 @@
 #include <c10/util/Exception.h>
 
 #include "teachformer/core/error.hpp"
+#include "teachformer/core/interrupt.hpp"
 #include "teachformer/core/log.hpp"
 #include "teachformer/core/progress.hpp"
 #include "teachformer/core/runtime.hpp"
@@ -34,9 +35,50 @@ void apply_global_options() {
   set_default_progress_mode(g.quiet ? ProgressMode::Quiet : ProgressMode::Auto);
 }
 
+namespace {
+
+std::string& current_resume_flag() {
+  static std::string flag;
+  return flag;
+}
+
+std::string shell_quoted(const std::string& arg) {
+  if (!arg.empty() && arg.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:,@+") ==
+                          std::string::npos)
+    return arg;
+  std::string out = "'";
+  for (char c : arg) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+bool is_first_rank() {
+  const char* rank = std::getenv("RANK");
+  return !rank || !*rank || std::string(rank) == "0";
+}
+
+}  // namespace
+
+std::string resume_command(const std::string& resume_flag) {
+  const auto& argv = global_options().argv;
+  std::string cmd;
+  bool has_flag = resume_flag.empty();
+  for (const auto& a : argv) {
+    cmd += (cmd.empty() ? "" : " ") + shell_quoted(a);
+    has_flag = has_flag || a == resume_flag;
+  }
+  if (!has_flag) cmd += " " + resume_flag;
+  return cmd;
+}
+
 int run_guarded(const std::function<int()>& body) {
   try {
     return body();
+  } catch (const Interrupted& e) {
+    if (is_first_rank()) {
+      std::fprintf(stderr, "%s\n", e.what());
+      std::fprintf(stderr, "continue with: %s\n", resume_command(current_resume_flag()).c_str());
+    }
+    return e.exit_status();
   } catch (const InternalError& e) {
     std::fprintf(stderr, "internal error: %s\n", e.what());
     return kInternalError;
@@ -44,10 +86,23 @@ int run_guarded(const std::function<int()>& body) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return kRuntimeError;
   } catch (const c10::Error& e) {
-    std::fprintf(stderr, "error: %s\n", e.what_without_backtrace());
+    std::string msg = e.what_without_backtrace();
+    for (auto& c : msg)
+      if (c == '\n') c = ' ';
+    const auto at = msg.find("you tried to allocate ");
+    if (msg.find("can't allocate memory") != std::string::npos && at != std::string::npos) {
+      const double bytes = std::atof(msg.c_str() + at + 22);
+      std::fprintf(stderr,
+                   "error: out of memory: an allocation of %.1f MiB failed (lower the batch or patch size, use fewer "
+                   "threads, or raise the memory limit)\n",
+                   bytes / (1024.0 * 1024.0));
+    } else {
+      std::fprintf(stderr, "error: %s\n", msg.c_str());
+    }
     return kRuntimeError;
   } catch (const std::bad_alloc&) {
-    std::fprintf(stderr, "error: out of memory\n");
+    std::fprintf(stderr, "error: out of memory (an allocation failed; lower the batch or patch size, use fewer "
+                         "threads, or raise the memory limit)\n");
     return kRuntimeError;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "internal error: %s\n", e.what());
@@ -55,8 +110,10 @@ int run_guarded(const std::function<int()>& body) {
   }
 }
 
-void set_command(CLI::App* cmd, std::function<int()> body) {
-  cmd->callback([body = std::move(body)] {
+void set_command(CLI::App* cmd, std::function<int()> body, StopPolicy stop) {
+  cmd->callback([body = std::move(body), stop = std::move(stop)] {
+    current_resume_flag() = stop.resume_flag;
+    if (stop.graceful) install_stop_handlers();
     command_exit_code() = run_guarded([&] {
       apply_global_options();
       return body();

@@ -30,8 +30,21 @@ void apply_global_options();
 /// Runs `body` and returns its exit status; library errors become one "error: ..." line on stderr.
 int run_guarded(const std::function<int()>& body);
 
+/// How a command meets SIGINT/SIGTERM/SIGUSR1.
+struct StopPolicy {
+  /// The command stops at its next safe point and says how to continue (otherwise a signal ends it at once).
+  bool graceful = false;
+  /// The flag that continues an interrupted run ("--resume", "--continue"; empty: the same command continues it).
+  std::string resume_flag;
+};
+/// A command that stops gracefully and is continued by `resume_flag` (see StopPolicy).
+inline StopPolicy graceful_stop(std::string resume_flag = "") { return {true, std::move(resume_flag)}; }
+
 /// Sets the subcommand's callback so that its exit code reaches main (see main.cpp).
-void set_command(CLI::App* cmd, std::function<int()> body);
+void set_command(CLI::App* cmd, std::function<int()> body, StopPolicy stop = {});
+
+/// The command that continues this run: the program's arguments, shell-quoted, plus `resume_flag` when missing.
+std::string resume_command(const std::string& resume_flag);
 
 /// The exit status chosen by the subcommand that ran.
 int& command_exit_code();

@@ -36,7 +36,12 @@ void add_job_flags(CLI::App* cmd, JobFlags& f, const std::string& default_model)
   cmd->add_option("--channels", f.channels, "Train on these channels only, by name, comma-separated (e.g. PET)");
   cmd->add_option("--patch-size", f.patch_size,
                   "Patch D,H,W (also the input size of UNETR / H-DenseFormer); default: the preset's");
-  cmd->add_flag("--resume", f.resume, "Continue from fold_N/checkpoint_latest.safetensors");
+  cmd->add_flag("--resume", f.resume,
+                "Continue from fold_N/checkpoint_latest.safetensors (refused when a setting differs from the "
+                "checkpoint's)");
+  cmd->add_flag("--allow-changed-settings", f.allow_changed_settings,
+                "With --resume: allow these settings to differ from the checkpoint's: epochs, val_every, "
+                "checkpoint_every, workers, early stopping, case_cache_mb");
   cmd->add_option("--epochs", f.epochs, "Override the preset's epochs");
   cmd->add_option("--steps-per-epoch", f.steps_per_epoch, "Override the preset's steps per epoch");
   cmd->add_option("--seed", f.seed, "Seed for initialisation, sampling and augmentation");
@@ -95,6 +100,7 @@ pipeline::JobOptions to_job(const JobFlags& f) {
     TF_CHECK(j.patch_size.size() == 3, InvalidArgument, "--patch-size: expected D,H,W, got '", f.patch_size, "'");
   }
   j.resume = f.resume;
+  j.allow_changed_settings = f.allow_changed_settings;
   if (f.epochs > 0) j.epochs = f.epochs;
   if (f.steps_per_epoch > 0) j.steps_per_epoch = f.steps_per_epoch;
   if (f.seed >= 0) j.seed = uint64_t(f.seed);

@@ -16,6 +16,7 @@ struct JobFlags {
       patch_size;
   int n_folds = 5;
   bool resume = false;
+  bool allow_changed_settings = false;
   int64_t epochs = 0, steps_per_epoch = 0, batch_size = 0;
   int64_t seed = -1;
   std::string precision;

@@ -62,11 +62,12 @@ int launch_local_workers(const std::vector<std::string>& argv, const LaunchOptio
   const int port = o.master_port > 0 ? o.master_port : free_local_port();
   const int threads = o.threads_per_worker > 0 ? o.threads_per_worker : std::max(1, hardware_threads() / o.nproc);
 
-  struct sigaction sa {}, old_int {}, old_term {};
+  struct sigaction sa {}, old_int {}, old_term {}, old_usr1 {};
   sa.sa_handler = remember_signal;
   sigemptyset(&sa.sa_mask);
   ::sigaction(SIGINT, &sa, &old_int);
   ::sigaction(SIGTERM, &sa, &old_term);
+  ::sigaction(SIGUSR1, &sa, &old_usr1);
 
   std::map<pid_t, int> rank_of;
   std::vector<char*> args;
@@ -92,6 +93,7 @@ int launch_local_workers(const std::vector<std::string>& argv, const LaunchOptio
       for (const auto& [p, _] : rank_of) ::waitpid(p, nullptr, 0);
       ::sigaction(SIGINT, &old_int, nullptr);
       ::sigaction(SIGTERM, &old_term, nullptr);
+      ::sigaction(SIGUSR1, &old_usr1, nullptr);
       TF_THROW(IoError, "cannot start rank ", r, " ('", argv[0], "'): ", std::strerror(rc));
     }
     rank_of[pid] = r;
@@ -132,6 +134,7 @@ int launch_local_workers(const std::vector<std::string>& argv, const LaunchOptio
   }
   ::sigaction(SIGINT, &old_int, nullptr);
   ::sigaction(SIGTERM, &old_term, nullptr);
+  ::sigaction(SIGUSR1, &old_usr1, nullptr);
   return result;
 }
 

@@ -29,6 +29,8 @@
 #include "teachformer/models/model_info.hpp"
 #include "teachformer/pipeline/job_runner.hpp"
 #include "teachformer/pipeline/jobs.hpp"
+#include "teachformer/core/folder_lock.hpp"
+#include "teachformer/core/interrupt.hpp"
 #include "teachformer/pipeline/stage_record.hpp"
 #include "teachformer/report/report.hpp"
 #include "teachformer/train/presets.hpp"
@@ -443,6 +445,7 @@ Scores predict_and_score(const fs::path& model_dir, const DataSet& d, const fs::
   Scores s;
   double total = 0;
   for (const auto& c : d.held.cases) {
+    throw_if_stop_requested("the trained models are kept; scoring starts again when the same command runs");
     const auto t0 = std::chrono::steady_clock::now();
     const auto p = predictor.predict(c);
     io::write_label(out_dir / (c.id + ".nii.gz"), p.labels);
@@ -782,6 +785,7 @@ ExperimentResult run_experiment(const ExperimentOptions& o) {
     students.insert(students.begin(), "student_alone");  // the reference every student is compared with
   for (const auto& s : students) variant(student_variants(o.variant_temperature), s);
   fs::create_directories(o.dir);
+  const FolderLock lock(o.dir, "experiment folder", FolderLock::Mode::Refuse);
   if (const double load = machine_load(); load > 0.5)
     spdlog::warn("the machine is busy before the experiment starts (1-minute load {:.1f} per core): timings will be "
                  "slower than on an idle machine{}",

@@ -15,6 +15,7 @@
 
 #include "teachformer/core/error.hpp"
 #include "teachformer/core/fs.hpp"
+#include "teachformer/core/interrupt.hpp"
 #include "teachformer/core/json.hpp"
 #include "teachformer/core/runtime.hpp"
 
@@ -196,8 +197,9 @@ std::vector<JobResult> run_jobs(const std::vector<JobSpec>& specs, const JobRunn
   std::map<pid_t, size_t> running;
   size_t next = 0;
   std::string failure;
-  while ((next < specs.size() && failure.empty()) || !running.empty()) {
-    while (failure.empty() && next < specs.size() && int(running.size()) < o.jobs) {
+  bool forwarded = false;
+  while ((next < specs.size() && failure.empty() && !stop_requested()) || !running.empty()) {
+    while (failure.empty() && !stop_requested() && next < specs.size() && int(running.size()) < o.jobs) {
       const auto& spec = specs[next];
       fs::create_directories(spec.job.output);
       const fs::path job_file = job_file_of(spec);
@@ -224,8 +226,17 @@ std::vector<JobResult> run_jobs(const std::vector<JobSpec>& specs, const JobRunn
       spdlog::info("started {} ({} threads; log {})", spec.label, threads, log.string());
       running[pid] = next++;
     }
+    if (stop_requested() && !forwarded) {
+      // A stop for the experiment is a stop for its workers: each writes its resume checkpoint and exits.
+      forwarded = true;
+      for (const auto& [p, _] : running) ::kill(p, stop_signal());
+    }
     int status = 0;
-    const pid_t pid = ::waitpid(-1, &status, 0);
+    const pid_t pid = ::waitpid(-1, &status, WNOHANG);
+    if (pid == 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      continue;
+    }
     if (pid < 0) {
       if (errno == EINTR) continue;
       break;
@@ -237,6 +248,7 @@ std::vector<JobResult> run_jobs(const std::vector<JobSpec>& specs, const JobRunn
     const auto& spec = specs[i];
     const fs::path result = result_file_of(job_file_of(spec));
     const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0 && fs::exists(result);
+    if (!ok && stop_requested()) continue;  // it stopped because we asked it to
     if (!ok) {
       if (failure.empty()) {
         std::string last;
@@ -254,6 +266,7 @@ std::vector<JobResult> run_jobs(const std::vector<JobSpec>& specs, const JobRunn
     spdlog::info("finished {}", spec.label);
   }
   TF_CHECK(failure.empty(), Error, failure);
+  throw_if_stop_requested("the workers wrote their resume checkpoints");
   return results;
 }
 

@@ -165,6 +165,7 @@ JobResult finish(train::Trainer& trainer, const Prepared& p, const fs::path& dir
   JobResult r;
   r.model_dir = dir;
   if (job.group) trainer.set_process_group(job.group);
+  trainer.allow_changed_settings(job.allow_changed_settings);
   r.summary = trainer.fit(job.resume);
   r.config = p.config;
   r.parameters = models::count_parameters(trainer.model());

@@ -15,31 +15,7 @@ std::string hex_digest(const std::string& text) {
   return buf;
 }
 
-std::string walk(const nlohmann::json& a, const nlohmann::json& b, const std::string& path) {
-  if (a == b) return {};
-  if (a.is_object() && b.is_object()) {
-    for (auto it = a.begin(); it != a.end(); ++it) {
-      if (!b.contains(it.key())) return path + "/" + it.key() + ": " + it.value().dump() + " now, absent before";
-      auto d = walk(it.value(), b.at(it.key()), path + "/" + it.key());
-      if (!d.empty()) return d;
-    }
-    for (auto it = b.begin(); it != b.end(); ++it)
-      if (!a.contains(it.key())) return path + "/" + it.key() + ": absent now, " + it.value().dump() + " before";
-    return {};
-  }
-  if (a.is_array() && b.is_array() && a.size() == b.size()) {
-    for (size_t i = 0; i < a.size(); ++i) {
-      auto d = walk(a[i], b[i], path + "/" + std::to_string(i));
-      if (!d.empty()) return d;
-    }
-    return {};
-  }
-  return (path.empty() ? "/" : path) + ": " + a.dump() + " now, " + b.dump() + " before";
-}
-
 }  // namespace
-
-std::string first_difference(const nlohmann::json& now, const nlohmann::json& before) { return walk(now, before, ""); }
 
 StageRecord::StageRecord(fs::path folder, std::string name, nlohmann::json settings, fs::path record_file)
     : folder_(std::move(folder)),

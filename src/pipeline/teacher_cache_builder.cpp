@@ -5,7 +5,9 @@
 #include <chrono>
 
 #include "teachformer/core/error.hpp"
+#include "teachformer/core/folder_lock.hpp"
 #include "teachformer/core/fs.hpp"
+#include "teachformer/core/interrupt.hpp"
 #include "teachformer/core/progress.hpp"
 #include "teachformer/data/preprocessed.hpp"
 #include "teachformer/inference/sliding_window.hpp"
@@ -55,11 +57,16 @@ CacheReport build_teacher_cache(const data::PreprocessedDataset& dataset, const 
   report.dir = distill::cache_dir(dataset.root(), teacher, s);
   report.cases = int64_t(case_ids.size());
   fs::create_directories(report.dir);
+  // Students trained at once share a teacher's cache: the second waits for the first, then finds the cases there.
+  const FolderLock lock(report.dir, "teacher cache", FolderLock::Mode::Wait);
+  remove_stale_temporaries(report.dir);
   teacher.model()->eval();
   ProgressBar bar("cache " + teacher.name(), report.cases);
   for (const auto& id : case_ids) {
     const auto file = distill::cache_case_file(report.dir, id);
     if (!fs::exists(file)) {
+      throw_if_stop_requested(std::to_string(report.built) + " case(s) added to the teacher cache '" +
+                              report.dir.string() + "'");
       const auto c = dataset.load_case(id);
       const CachedCase cc = compute_cached_case(c.image, teacher, s);
       io::write_safetensors(file, {{"probs", cc.probs}, {"coarse", cc.coarse}, {"fine", cc.fine}},

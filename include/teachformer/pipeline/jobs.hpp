@@ -43,6 +43,8 @@ struct JobOptions {
   std::vector<std::string> channels;
   /// Continue from fold_N/checkpoint_latest.safetensors.
   bool resume = false;
+  /// With resume: the checkpoint may differ from these settings in train::Trainer::resumable_changes() only.
+  bool allow_changed_settings = false;
   /// Patch size [D, H, W] (applied to the trainer and to the input size of models that fix it: UNETR's img_size,
   /// H-DenseFormer's image_size).
   std::vector<int64_t> patch_size;

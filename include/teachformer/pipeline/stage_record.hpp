@@ -8,6 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "teachformer/core/json.hpp"
+
 namespace teachformer::pipeline {
 
 /// What to do with a stage.
@@ -50,8 +52,6 @@ class StageRecord {
   nlohmann::json settings_;
 };
 
-/// The first key (a JSON pointer such as "/trainer/epochs") where `a` and `b` differ, with both values:
-/// "/trainer/epochs: 36 now, 12 before"; empty when equal.
-std::string first_difference(const nlohmann::json& now, const nlohmann::json& before);
+using teachformer::first_difference;
 
 }  // namespace teachformer::pipeline
