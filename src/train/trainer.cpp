@@ -340,6 +340,9 @@ nlohmann::json Trainer::resume_settings() const {
 
 void Trainer::check_resume_settings(const nlohmann::json& saved, const fs::path& checkpoint) const {
   nlohmann::json now = resume_settings(), before = saved;
+  // Another world size has its own check and message (resume with the same number of processes).
+  now.erase("world_size");
+  before.erase("world_size");
   if (allow_changed_settings_) {
     for (const auto& key : resumable_changes()) {
       if (before.contains("trainer") && before["trainer"].contains(key)) before["trainer"].erase(key);
