@@ -42,9 +42,11 @@ TEST(FolderLock, IsFreeAgainWhenItsHolderEndsEvenByKill) {
     ::pause();
     ::_exit(0);
   }
-  for (int i = 0; i < 100 && FolderLock::holder(dir / "cache").empty(); ++i)
+  // The child takes the lock before it records its pid; wait until the record is there.
+  const std::string expected = "pid " + std::to_string(child);
+  for (int i = 0; i < 250 && FolderLock::holder(dir / "cache").find(expected) == std::string::npos; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  EXPECT_NE(FolderLock::holder(dir / "cache").find("pid " + std::to_string(child)), std::string::npos);
+  EXPECT_NE(FolderLock::holder(dir / "cache").find(expected), std::string::npos);
   ::kill(child, SIGKILL);
   ::waitpid(child, nullptr, 0);
   EXPECT_NO_THROW(FolderLock(dir / "cache", "teacher cache", FolderLock::Mode::Refuse));

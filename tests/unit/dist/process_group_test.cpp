@@ -65,15 +65,22 @@ TEST(ProcessGroup, AllReduceBroadcastAllGatherAndBarrierOverGloo) {
   });
 }
 
+// The ranks run as threads of one process and share torch's global generator, so every model is made here, on
+// the test's thread, before the ranks start.
 TEST(ProcessGroup, BroadcastTensorsCopiesRankZerosParameters) {
-  run_ranks(2, [](ProcessGroup& g, int rank) {
+  std::vector<torch::nn::Linear> models;
+  for (int rank = 0; rank < 2; ++rank) {
     torch::manual_seed(uint64_t(rank));
-    auto lin = torch::nn::Linear(4, 3);
+    models.push_back(torch::nn::Linear(4, 3));
+  }
+  torch::manual_seed(0);
+  const auto reference = torch::nn::Linear(4, 3);
+  ASSERT_FALSE(torch::equal(models[1]->weight, reference->weight));
+  run_ranks(2, [&](ProcessGroup& g, int rank) {
+    auto lin = models[size_t(rank)];
     std::vector<torch::Tensor> params;
     for (const auto& p : lin->parameters()) params.push_back(p);
     broadcast_tensors(g, params, 0);
-    torch::manual_seed(0);
-    auto reference = torch::nn::Linear(4, 3);
     EXPECT_TRUE(torch::equal(lin->weight, reference->weight));
     EXPECT_TRUE(torch::equal(lin->bias, reference->bias));
   });
@@ -90,9 +97,14 @@ TEST(GradientReducer, EqualsTheGradientOfTheWholeBatch) {
   std::vector<torch::Tensor> expected;
   for (const auto& p : reference->parameters()) expected.push_back(p.grad().clone());
 
-  run_ranks(2, [&](ProcessGroup& g, int rank) {
+  std::vector<torch::nn::Sequential> models;
+  for (int rank = 0; rank < 2; ++rank) {
     torch::manual_seed(3);
-    auto model = torch::nn::Sequential(torch::nn::Linear(8, 16), torch::nn::ReLU(), torch::nn::Linear(16, 2));
+    models.push_back(
+        torch::nn::Sequential(torch::nn::Linear(8, 16), torch::nn::ReLU(), torch::nn::Linear(16, 2)));
+  }
+  run_ranks(2, [&](ProcessGroup& g, int rank) {
+    auto model = models[size_t(rank)];
     std::vector<torch::Tensor> params;
     for (const auto& p : model->parameters()) params.push_back(p);
     GradientReducerOptions o;
