@@ -12,6 +12,8 @@
 #include <sstream>
 #include <algorithm>
 
+#include <spdlog/spdlog.h>
+
 #include "teachformer/core/error.hpp"
 
 namespace teachformer {
@@ -106,6 +108,8 @@ int remove_stale_temporaries(const fs::path& dir) {
     fs::remove_all(entry.path(), rm);
     if (!rm) ++removed;
   }
+  if (removed > 0)
+    spdlog::info("removed {} temporary file(s) left by an interrupted run in '{}'", removed, dir.string());
   return removed;
 }
 
@@ -166,7 +170,11 @@ std::string read_file(const fs::path& path) {
 }
 
 void require_exists(const fs::path& path, std::string_view what) {
-  TF_CHECK(fs::exists(path), IoError, what, " '", path.string(), "' does not exist");
+  // With an error_code: a name too long or a path through a file is an IoError, not a filesystem_error.
+  std::error_code ec;
+  const bool exists = fs::exists(path, ec);
+  TF_CHECK(!ec, IoError, what, " '", path.string(), "' cannot be accessed: ", ec.message());
+  TF_CHECK(exists, IoError, what, " '", path.string(), "' does not exist");
 }
 
 bool has_suffix(const fs::path& path, std::string_view suffix) {

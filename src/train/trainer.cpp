@@ -407,8 +407,7 @@ void Trainer::begin(bool resume) {
   fs::create_directories(paths_.fold_dir);
   if (is_main()) {
     lock_ = std::make_unique<FolderLock>(paths_.fold_dir, "model fold folder", FolderLock::Mode::Refuse);
-    if (const int n = remove_stale_temporaries(paths_.fold_dir))
-      spdlog::info("removed {} temporary file(s) left by an interrupted run in '{}'", n, paths_.fold_dir.string());
+    remove_stale_temporaries(paths_.fold_dir);
   }
   if (options_.deterministic) at::globalContext().setDeterministicAlgorithms(true, false);
   torch::manual_seed(options_.seed);

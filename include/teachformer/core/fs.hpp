@@ -27,7 +27,7 @@ void write_atomically(const fs::path& target, const std::function<void(const fs:
 void sync_path(const fs::path& path);
 
 /// Removes temporary files ("<dir>/.tmp-<pid>-...") left in `dir` (not recursively) by processes that no longer
-/// run, e.g. a run killed in the middle of a write. Returns how many were removed.
+/// run, e.g. a run killed in the middle of a write, and logs how many it removed (when any). Returns that count.
 int remove_stale_temporaries(const fs::path& dir);
 
 /// Why `entry` (a path read from a file we do not trust, e.g. a dataset.json) would leave `root`: an absolute path,
