@@ -36,7 +36,8 @@ Json read_json(const std::filesystem::path& path) {
   const std::string text = read_file(path);
   try {
     return Json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {
+    // parse_error, and also out_of_range for a number like 1e400 that overflows a double.
     TF_THROW(FormatError, "'", path.string(), "' is not valid JSON: ", e.what());
   }
 }
@@ -50,7 +51,7 @@ Json json_from_string_or_file(const std::string& text_or_path) {
   if (first != std::string::npos && (text_or_path[first] == '{' || text_or_path[first] == '[')) {
     try {
       return Json::parse(text_or_path);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {
       TF_THROW(ConfigError, "invalid JSON string: ", e.what());
     }
   }

@@ -30,6 +30,11 @@ std::string lower(std::string s) {
   return s;
 }
 
+bool path_exists(const fs::path& p) {
+  std::error_code ec;
+  return fs::exists(p, ec);
+}
+
 std::vector<fs::path> list_files(const fs::path& dir) {
   std::vector<fs::path> out;
   std::error_code ec;

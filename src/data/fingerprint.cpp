@@ -49,7 +49,12 @@ std::vector<float> sample(const std::vector<float>& values, uint64_t seed) {
 }
 
 nlohmann::json number_or_null(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
-double read_number(const nlohmann::json& j) { return j.is_null() ? kNaN : j.get<double>(); }
+// null stands for NaN (JSON has no NaN); anything else but a number is an error naming the key.
+double read_number(const nlohmann::json& j, const std::string& context, const char* key) {
+  if (j.is_null()) return kNaN;
+  TF_CHECK(j.is_number(), ConfigError, context, ": key '", key, "' must be a number or null, got ", j.dump());
+  return j.get<double>();
+}
 
 }  // namespace
 
@@ -90,12 +95,12 @@ IntensitySummary IntensitySummary::from_json(const nlohmann::json& j, const std:
   r.require("count", s.count).require("mean", mean).require("std", std).require("min", min).require("max", max);
   r.require("p00_5", p0).require("p99_5", p1);
   r.finish();
-  s.mean = read_number(mean);
-  s.std = read_number(std);
-  s.min = read_number(min);
-  s.max = read_number(max);
-  s.p00_5 = read_number(p0);
-  s.p99_5 = read_number(p1);
+  s.mean = read_number(mean, context, "mean");
+  s.std = read_number(std, context, "std");
+  s.min = read_number(min, context, "min");
+  s.max = read_number(max, context, "max");
+  s.p00_5 = read_number(p0, context, "p00_5");
+  s.p99_5 = read_number(p1, context, "p99_5");
   return s;
 }
 
@@ -131,7 +136,14 @@ CaseStats CaseStats::from_json(const nlohmann::json& j, const std::string& conte
   r.finish();
   TF_CHECK(voxels.is_object() && channels.is_array(), ConfigError, context,
            ": label_voxels must be an object and channels a list");
-  for (auto it = voxels.begin(); it != voxels.end(); ++it) s.label_voxels[std::stoi(it.key())] = it.value().get<int64_t>();
+  for (auto it = voxels.begin(); it != voxels.end(); ++it) {
+    const std::string& key = it.key();
+    const bool label = !key.empty() && key.size() <= 3 && key.find_first_not_of("0123456789") == std::string::npos &&
+                       std::stoi(key) <= 255;
+    TF_CHECK(label && it.value().is_number_integer(), ConfigError, context, ": label_voxels must map label values (0 to ",
+             "255) to voxel counts, got \"", key, "\": ", it.value().dump());
+    s.label_voxels[std::stoi(key)] = it.value().get<int64_t>();
+  }
   for (const auto& c : channels) {
     ChannelStats cs;
     nlohmann::json fg, all;

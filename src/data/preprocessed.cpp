@@ -213,8 +213,7 @@ PreprocessSummary preprocess_dataset(const Dataset& ds, const fs::path& out_dir,
   }
   // One writer per output folder; a second preprocessing of the same folder waits, then finds the cases done.
   const FolderLock lock(out_dir, "preprocessed dataset", FolderLock::Mode::Wait);
-  if (const int n = remove_stale_temporaries(out_dir))
-    spdlog::info("removed {} temporary file(s) left by an interrupted run in '{}'", n, out_dir.string());
+  remove_stale_temporaries(out_dir);
   PreprocessSummary summary;
   PreprocessPlan plan = settle_plan(ds, out_dir, options);
   const std::string digest = plan.digest();
@@ -385,7 +384,11 @@ PreprocessedDataset open_preprocessed(const fs::path& dir) {
              "' differs from the plan in ", context, " (hint: preprocess again into a fresh folder)");
   std::vector<LabelClass> label_list;
   TF_CHECK(labels.is_object(), FormatError, context, ": 'labels' must map names to values");
-  for (auto it = labels.begin(); it != labels.end(); ++it) label_list.push_back({it.key(), it.value().get<int>()});
+  for (auto it = labels.begin(); it != labels.end(); ++it) {
+    TF_CHECK(it.value().is_number_integer() && it.value().get<int64_t>() >= 0 && it.value().get<int64_t>() <= 255,
+             FormatError, context, ": label '", it.key(), "' must have an integer value from 0 to 255");
+    label_list.push_back({it.key(), it.value().get<int>()});
+  }
   std::sort(label_list.begin(), label_list.end(), [](const LabelClass& a, const LabelClass& b) { return a.value < b.value; });
   std::vector<PreprocessedEntry> entries;
   std::vector<std::string> missing;
@@ -396,7 +399,11 @@ PreprocessedDataset open_preprocessed(const fs::path& dir) {
     JsonReader cr(c, context + " case");
     cr.require("id", e.id).require("patient_id", e.patient_id).require("labelled", e.labelled).get("file", file);
     cr.finish();
-    if (!fs::exists(case_path(dir, e.id))) missing.push_back(e.id);
+    // Case ids name files in cases/: a copied or edited dataset.json must not point outside it.
+    const std::string unsafe = unsafe_name_reason(e.id);
+    TF_CHECK(unsafe.empty(), FormatError, context, ": case id '", e.id, "' ", unsafe);
+    std::error_code ec;
+    if (!fs::exists(case_path(dir, e.id), ec)) missing.push_back(e.id);
     entries.push_back(std::move(e));
   }
   TF_CHECK(int64_t(entries.size()) == num_cases, FormatError, context, ": num_cases is ", num_cases, " but ",

@@ -121,7 +121,10 @@ Strategy strategy_from_json(const nlohmann::json& j) {
     JsonReader sr(stages[i], "strategy stage " + std::to_string(i + 1));
     sr.get("name", st.name).get("fraction", st.fraction).get("epochs", st.epochs).require("weights", weights);
     sr.finish();
-    TF_CHECK(st.fraction >= 0, ConfigError, "strategy stage '", st.name, "': fraction must be >= 0");
+    TF_CHECK(st.fraction >= 0 && st.fraction <= 1e6, ConfigError, "strategy stage '", st.name,
+             "': fraction must be from 0 to 1e6 (fractions are relative to each other)");
+    TF_CHECK(st.epochs >= -1 && st.epochs <= 1000000, ConfigError, "strategy stage '", st.name,
+             "': epochs must be from 0 to 1000000 (or -1: use the fraction)");
     TF_CHECK(weights.is_object(), ConfigError, "strategy stage '", st.name, "': weights must be an object");
     for (auto it = weights.begin(); it != weights.end(); ++it) {
       const auto& names = term_names();
@@ -135,8 +138,8 @@ Strategy strategy_from_json(const nlohmann::json& j) {
         rr.require("from", ramp.from).require("to", ramp.to);
         rr.finish();
       }
-      TF_CHECK(ramp.from >= 0 && ramp.to >= 0, ConfigError, "strategy stage '", st.name, "': weight '", it.key(),
-               "' must be >= 0");
+      TF_CHECK(ramp.from >= 0 && ramp.to >= 0 && ramp.from <= 1e4 && ramp.to <= 1e4, ConfigError,
+               "strategy stage '", st.name, "': weight '", it.key(), "' must be from 0 to 1e4");
       st.weights[it.key()] = ramp;
     }
     s.stages.push_back(std::move(st));

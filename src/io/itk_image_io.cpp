@@ -99,6 +99,7 @@ Header read_header(itk::ImageIOBase* io, const fs::path& path, const ReadLimits&
   const std::string p = path.string();
   require_exists(path, "image");
   TF_CHECK(fs::is_regular_file(path), IoError, "'", p, "' is not a regular file");
+  detail::check_header(path);
   io->SetFileName(p);
   try {
     TF_CHECK(io->CanReadFile(p.c_str()), FormatError, "'", p, "' cannot be read as ", image_extension(path),

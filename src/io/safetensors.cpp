@@ -18,6 +18,8 @@ namespace {
 
 // A header larger than this is treated as corrupt rather than allocated.
 constexpr uint64_t kMaxHeaderBytes = uint64_t(100) << 20;
+// More elements than this in one tensor (or in one dimension) is a corrupt shape.
+constexpr uint64_t kMaxElements = uint64_t(1) << 60;
 
 struct DtypeEntry {
   const char* name;
@@ -69,7 +71,7 @@ ParsedHeader parse_header(std::istream& in, const std::filesystem::path& path) {
   h.data_bytes = file_size - 8 - n;
   try {
     h.json = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {
     TF_THROW(FormatError, "'", p, "' is not a valid safetensors file: header is not JSON (", e.what(), ")");
   }
   TF_CHECK(h.json.is_object(), FormatError, "'", p, "': safetensors header must be a JSON object");
@@ -91,14 +93,19 @@ EntryInfo check_entry(const std::string& p, const std::string& name, const nlohm
            " (supported: F64 F32 F16 BF16 I64 I32 I16 I8 U8 BOOL)");
   TF_CHECK(e["shape"].is_array(), FormatError, "'", p, "': tensor '", name, "' shape must be a list");
   EntryInfo info{dt, {}, 0, 0};
-  uint64_t numel = 1;
+  // Every dimension, and the product of the non-zero ones, must stay below kMaxElements and within the data: a
+  // zero dimension must not hide a huge one behind it (torch would overflow computing strides and sizes).
+  uint64_t numel = 1, nonzero_numel = 1;
   for (const auto& d : e["shape"]) {
     TF_CHECK(d.is_number_unsigned() || (d.is_number_integer() && d.get<int64_t>() >= 0), FormatError, "'", p,
              "': tensor '", name, "' has a negative or non-integer dimension in shape ", e["shape"].dump());
     const auto v = d.get<uint64_t>();
+    TF_CHECK(v <= kMaxElements && (v == 0 || nonzero_numel <= kMaxElements / v), FormatError, "'", p,
+             "': tensor '", name, "' shape ", e["shape"].dump(), " has more than 2^60 elements");
     TF_CHECK(v == 0 || numel <= data_bytes / v, FormatError, "'", p, "': tensor '", name, "' shape ",
              e["shape"].dump(), " is larger than the file's data (", data_bytes, " bytes)");
     numel *= v;
+    if (v != 0) nonzero_numel *= v;
     info.shape.push_back(static_cast<int64_t>(v));
   }
   const auto& off = e["data_offsets"];

@@ -9,11 +9,34 @@
 
 namespace teachformer {
 
+namespace detail {
+/// `text` with every run of line breaks (and the blanks around it) replaced by one space.
+inline std::string one_line(const std::string& text) {
+  std::string out;
+  out.reserve(text.size());
+  bool in_break = false;
+  for (const char c : text) {
+    if (c == '\n' || c == '\r') {
+      while (!out.empty() && (out.back() == ' ' || out.back() == '\t')) out.pop_back();
+      in_break = true;
+      continue;
+    }
+    if (in_break && (c == ' ' || c == '\t')) continue;
+    if (in_break && !out.empty()) out += ' ';
+    in_break = false;
+    out += c;
+  }
+  return out;
+}
+}  // namespace detail
+
 /// Base of every error the library throws on bad input or failed operations. Messages are one line:
-/// "context: what must hold, expected X, got Y (hint)".
+/// "context: what must hold, expected X, got Y (hint)". Line breaks in the parts (a third-party library's
+/// description, a name read from a file) become spaces, so the CLI's one line per error holds for any input.
 class Error : public std::runtime_error {
  public:
-  using std::runtime_error::runtime_error;
+  explicit Error(const std::string& message) : std::runtime_error(detail::one_line(message)) {}
+  explicit Error(const char* message) : Error(std::string(message)) {}
 };
 /// A bad argument, option value or tensor shape passed by the caller.
 class InvalidArgument : public Error { using Error::Error; };

@@ -53,9 +53,9 @@ Dataset read_msd(const fs::path& root) {
       if (used != it.key().size()) value = -1;
     } catch (const std::exception&) {
     }
-    if (value < 0 || !it.value().is_string()) {
+    if (value < 0 || value > 255 || !it.value().is_string()) {
       add_problem(ds, Severity::Error, dj,
-                  "label entry \"" + it.key() + "\": " + it.value().dump() + " is not \"<value>\": \"<name>\"",
+                  "label entry \"" + it.key() + "\": " + it.value().dump() + " is not \"<value>\": \"<name>\" with a value from 0 to 255",
                   "MSD maps label values to names, e.g. {\"0\": \"background\"}");
       continue;
     }
@@ -84,7 +84,7 @@ Dataset read_msd(const fs::path& root) {
     if (image.empty()) continue;
     listed.insert(image);
     bool ok = true;
-    if (!fs::exists(image)) {
+    if (!path_exists(image)) {
       add_problem(ds, Severity::Error, image, "missing image file '" + image.filename().string() + "' listed in dataset.json");
       ok = false;
     }
@@ -95,7 +95,7 @@ Dataset read_msd(const fs::path& root) {
       const fs::path label = resolve(ds, dj, root, entry["label"].get<std::string>(), "training label");
       if (label.empty()) continue;
       listed.insert(label);
-      if (!fs::exists(label)) {
+      if (!path_exists(label)) {
         add_problem(ds, Severity::Error, label, "label file of case '" + c.id + "' listed in dataset.json is missing",
                     "images without labels belong in the 'test' list");
         ok = false;
@@ -119,7 +119,7 @@ Dataset read_msd(const fs::path& root) {
       const fs::path image = resolve(ds, dj, root, p, "test image");
       if (image.empty()) continue;
       listed.insert(image);
-      if (!fs::exists(image)) {
+      if (!path_exists(image)) {
         add_problem(ds, Severity::Error, image, "missing test image '" + image.filename().string() + "' listed in dataset.json");
         continue;
       }

@@ -130,6 +130,12 @@ Dataset read_nnunet(const fs::path& root) {
                   "region-based labels (lists) are not supported");
       continue;
     }
+    // Label maps are uint8: a larger value could never occur (and would not fit an int).
+    if (!it.value().is_number_unsigned() || it.value().get<uint64_t>() > 255) {
+      add_problem(ds, Severity::Error, dj,
+                  "label '" + it.key() + "' has value " + it.value().dump() + "; expected an integer from 0 to 255");
+      continue;
+    }
     ds.labels.push_back({it.key(), it.value().get<int>()});
   }
   finish_labels(ds, dj, "add \"background\": 0");
@@ -174,7 +180,7 @@ Dataset read_nnunet(const fs::path& root) {
           continue;
         }
         const fs::path p = root / listed;
-        if (!fs::exists(p)) {
+        if (!path_exists(p)) {
           add_problem(ds, Severity::Error, p, "missing channel file '" + p.filename().string() + "' of case '" + c.id + "'");
           ok = false;
         }
@@ -188,7 +194,7 @@ Dataset read_nnunet(const fs::path& root) {
           continue;
         }
         const fs::path p = root / l;
-        if (!fs::exists(p)) {
+        if (!path_exists(p)) {
           add_problem(ds, Severity::Error, p, "missing label file of case '" + c.id + "'");
           ok = false;
         }

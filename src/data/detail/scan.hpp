@@ -15,6 +15,9 @@ namespace fs = std::filesystem;
 std::string display_path(const fs::path& root, const fs::path& p);
 /// ASCII lower case.
 std::string lower(std::string s);
+/// True when `p` exists; false also when it cannot be checked (a name too long, a path through a file), where
+/// std::filesystem::exists would throw.
+bool path_exists(const fs::path& p);
 /// Regular files of `dir` (not hidden, not macOS "._" forks), sorted by name; empty when `dir` is missing.
 std::vector<fs::path> list_files(const fs::path& dir);
 /// Sub-folders of `dir`, sorted by name.

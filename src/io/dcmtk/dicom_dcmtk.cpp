@@ -68,7 +68,9 @@ std::optional<double> get_double(DcmItem& item, const DcmTagKey& tag, unsigned l
   OFString s;
   if (item.findAndGetOFString(tag, s, pos).good() && !s.empty()) {
     try {
-      return std::stod(s.c_str());
+      // "nan", "inf" and 1e999 are text stod accepts (or rejects by throwing) but no DICOM value means.
+      const double d = std::stod(s.c_str());
+      if (std::isfinite(d)) return d;
     } catch (const std::exception&) {
     }
   }
@@ -141,7 +143,8 @@ Slice read_slice(const fs::path& file, DcmDataset& ds) {
   for (int a = 0; a < 2; ++a)
     if (const auto v = get_double(ds, DCM_PixelSpacing, unsigned(a))) s.pixel_spacing[size_t(a)] = *v;
   if (const auto v = get_double(ds, DCM_SliceThickness)) s.slice_thickness = *v;
-  if (const auto v = get_double(ds, DCM_NumberOfFrames)) s.frames = int(*v);
+  // Clamped before the cast: a huge NumberOfFrames is as unsupported as any count above one.
+  if (const auto v = get_double(ds, DCM_NumberOfFrames)) s.frames = int(std::clamp(*v, -1.0, 1e6));
   return s;
 }
 
@@ -183,6 +186,11 @@ SortedSeries sort_slices(std::vector<Slice> slices, const fs::path& folder) {
                  std::abs(s.pixel_spacing[1] - first.pixel_spacing[1]) < 1e-4,
              FormatError, where, ": PixelSpacing differs between slices ('", s.file.filename().string(), "')");
   }
+  TF_CHECK(first.rows > 0 && first.cols > 0, FormatError, "'", first.file.string(), "': Rows x Columns is ",
+           first.rows, "x", first.cols, "; expected a non-empty image");
+  TF_CHECK(first.pixel_spacing[0] > 0 && first.pixel_spacing[1] > 0, FormatError, "'", first.file.string(),
+           "': PixelSpacing (0028,0030) is ", first.pixel_spacing[0], "\\", first.pixel_spacing[1],
+           "; expected positive numbers (mm)");
   const Vec3 r{first.iop[0], first.iop[1], first.iop[2]}, c{first.iop[3], first.iop[4], first.iop[5]};
   TF_CHECK(std::abs(dot(r, r) - 1) < 1e-3 && std::abs(dot(c, c) - 1) < 1e-3 && std::abs(dot(r, c)) < 1e-3, FormatError,
            "'", first.file.string(), "': ImageOrientationPatient is not two orthogonal unit vectors");

@@ -171,6 +171,28 @@ TEST(Detection, AForcedFormatThatDoesNotFitPointsToTheRightOne) {
   EXPECT_THROW(format_from_string("nnunetv2"), InvalidArgument);
 }
 
+TEST(NnUNetListing, NonStringPathsAndOutOfRangeLabelsAreProblems) {
+  TempDir dir;
+  write_file_atomic(dir / "dataset.json", R"({"channel_names": {"0": "CT"}, "file_ending": ".nii.gz",
+      "labels": {"background": 0, "tumour": 1, "huge": 4294967297, "negative": -1},
+      "dataset": {"a": {"images": [7], "label": "labelsTr/a.nii.gz"},
+                  "b": {"images": ["imagesTr/)" + std::string(5000, 'x') + R"(.nii.gz"]}}})");
+  const Dataset ds = open_dataset(dir.path());
+  const std::string all = all_lines(ds.problems);
+  EXPECT_NE(all.find("images must be paths, got 7"), std::string::npos) << all;
+  EXPECT_NE(all.find("label 'huge' has value 4294967297; expected an integer from 0 to 255"), std::string::npos) << all;
+  EXPECT_NE(all.find("label 'negative'"), std::string::npos) << all;
+  EXPECT_NE(all.find("missing channel file"), std::string::npos) << all;
+}
+
+TEST(Msd, LabelValuesOutsideTheLabelMapRangeAreProblems) {
+  TempDir dir;
+  write_file_atomic(dir / "dataset.json", R"({"modality": {"0": "T2"}, "labels": {"0": "background", "300": "x"},
+      "training": []})");
+  const Dataset ds = open_dataset(dir.path());
+  EXPECT_FALSE(lines_with(ds.problems, "label entry \"300\"").empty()) << all_lines(ds.problems);
+}
+
 TEST(Hecktor, BboxCsvColumnsAreReadByNameAndAMissingColumnIsFatal) {
   TempDir dir;
   synthesize(dir.path(), tiny_petct(DatasetFormat::Hecktor2021, 1));

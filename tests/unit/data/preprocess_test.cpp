@@ -186,6 +186,37 @@ TEST_F(HecktorPreprocess, DatasetWithErrorsIsRefused) {
   }
 }
 
+// A preprocessed dataset.json from someone else: case ids name files in cases/ and may not leave it; label values
+// must be integers.
+TEST_F(HecktorPreprocess, AnEditedDatasetJsonCannotPointOutsideItsFolder) {
+  TempDir out;
+  PreprocessOptions o;
+  o.workers = 1;
+  preprocess_dataset(open_dataset(root()), out.path(), o);
+  const Json good = read_json(out / "dataset.json");
+  const auto refused = [&](const Json& edited, const std::string& fragment) {
+    write_file_atomic(out / "dataset.json", edited.dump(1));
+    try {
+      open_preprocessed(out.path());
+      ADD_FAILURE() << "no error for " << fragment;
+    } catch (const FormatError& e) {
+      EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("dataset.json"), std::string::npos) << e.what();
+    }
+  };
+  Json escaping = good;
+  escaping["cases"][0]["id"] = "../../outside";
+  refused(escaping, "case id '../../outside' contains '/'");
+  Json dots = good;
+  dots["cases"][0]["id"] = "..";
+  refused(dots, "case id '..' is not a name");
+  Json label = good;
+  label["labels"]["GTVt"] = "one";
+  refused(label, "label 'GTVt' must have an integer value from 0 to 255");
+  write_file_atomic(out / "dataset.json", good.dump(1));
+  EXPECT_NO_THROW(open_preprocessed(out.path()));
+}
+
 TEST(PreprocessPlan, JsonRoundTripIsStrict) {
   PreprocessPlan p;
   p.channels = {{"CT", transforms::Normalization::window(-100, 200, "fingerprint")}, {"PET", transforms::Normalization::zscore()}};

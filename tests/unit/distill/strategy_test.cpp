@@ -58,6 +58,12 @@ TEST(Strategy, InvalidJsonIsRejectedWithTheReason) {
   EXPECT_THROW(strategy_from_json({{"stages", {{{"weights", {{"attn_middle", 1}}}}}}}), ConfigError);
   EXPECT_THROW(strategy_from_json({{"stages", {{{"weights", {{"gt", -1}}}}}}}), ConfigError);
   EXPECT_THROW(strategy_from_json({{"stages", {{{"weights", {{"gt", 1}}}, {"length", 3}}}}}), ConfigError);
+  // Out-of-range lengths and weights would overflow the stage arithmetic or the loss.
+  EXPECT_THROW(strategy_from_json({{"stages", {{{"weights", {{"gt", 1}}}, {"epochs", 9223372036854775807LL}}}}}),
+               ConfigError);
+  EXPECT_THROW(strategy_from_json({{"stages", {{{"weights", {{"gt", 1}}}, {"epochs", -2}}}}}), ConfigError);
+  EXPECT_THROW(strategy_from_json({{"stages", {{{"weights", {{"gt", 1}}}, {"fraction", 1e300}}}}}), ConfigError);
+  EXPECT_THROW(strategy_from_json({{"stages", {{{"weights", {{"kd", {{"from", 1}, {"to", 1e9}}}}}}}}}), ConfigError);
 }
 
 }  // namespace

@@ -2,7 +2,9 @@
 
 #include <zlib.h>
 
+#include <cctype>
 #include <cstring>
+#include <functional>
 #include <fstream>
 
 #include <gtest/gtest.h>
@@ -330,6 +332,126 @@ TEST(ImageIoErrors, FailedWriteLeavesExistingFileIntact) {
   bad.data = torch::zeros({2, 3});
   EXPECT_THROW(write_image(path, bad), InvalidArgument);
   EXPECT_TRUE(torch::allclose(read_image(path).data, sample_volume().data));
+}
+
+
+// MetaImage and NRRD headers are checked before ITK parses them: each case below names the file and what is wrong.
+struct BadHeader {
+  const char* name;
+  std::string bytes;
+  const char* expected;  // a fragment of the one-line message
+  bool header_only = true;  // false: the header is fine, reading the data fails
+};
+
+std::string meta(const std::string& lines) { return "ObjectType = Image\n" + lines + std::string(8, '\1'); }
+std::string nrrd(const std::string& lines) { return "NRRD0004\n" + lines + "\n" + std::string(8, '\1'); }
+
+class TextHeaderErrors : public ::testing::TestWithParam<BadHeader> {};
+
+TEST_P(TextHeaderErrors, AreOneLineFormatErrorsNamingFileAndField) {
+  TempDir dir;
+  const auto path = dir / GetParam().name;
+  write_bytes(path, GetParam().bytes);
+  std::vector<std::function<void()>> reads{[&] { read_image(path); }};
+  if (GetParam().header_only) reads.emplace_back([&] { read_image_info(path); });
+  for (const auto& read : reads) {
+    try {
+      read();
+      FAIL() << "no error for " << GetParam().name;
+    } catch (const FormatError& e) {
+      const std::string msg = e.what();
+      EXPECT_NE(msg.find(path.string()), std::string::npos) << msg;
+      EXPECT_NE(msg.find(GetParam().expected), std::string::npos) << msg;
+      EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    MetaImageAndNrrd, TextHeaderErrors,
+    ::testing::Values(
+        BadHeader{"dims.mha", meta("NDims = 3\nDimSize = 2 2\nElementType = MET_UCHAR\nElementDataFile = LOCAL\n"),
+                  "DimSize holds 2 value(s); expected 3"},
+        BadHeader{"order.mha", meta("DimSize = 2 2 2\nNDims = 3\nElementType = MET_UCHAR\nElementDataFile = LOCAL\n"),
+                  "DimSize comes before NDims"},
+        BadHeader{"ndims.mha", meta("NDims = 40\nElementDataFile = LOCAL\n"), "NDims is '40'; expected an integer"},
+        BadHeader{"zero.mha", meta("NDims = 2\nDimSize = 2 0\nElementType = MET_UCHAR\nElementDataFile = LOCAL\n"),
+                  "expected positive integers"},
+        BadHeader{"type.mha", meta("NDims = 1\nDimSize = 8\nElementType = MET_UCHAR_ARRAY\nElementDataFile = LOCAL\n"),
+                  "ElementType is 'MET_UCHAR_ARRAY'"},
+        BadHeader{"twice.mha", meta("NDims = 1\nNDims = 1\n"), "NDims appears twice"},
+        BadHeader{"nan.mha",
+                  meta("NDims = 1\nDimSize = 8\nElementSpacing = nan\nElementType = MET_UCHAR\nElementDataFile = LOCAL\n"),
+                  "expected finite numbers"},
+        BadHeader{"binary.mha", std::string("NDims = 1\n\x01\x02garbage\n", 20), "control character"},
+        BadHeader{"noequals.mha", "just some text\n", "is not 'Key = Value'"},
+        BadHeader{"list.mhd", meta("NDims = 1\nDimSize = 8\nElementType = MET_UCHAR\nElementDataFile = LIST\n"),
+                  "names several files"},
+        BadHeader{"escape.mhd", meta("NDims = 1\nDimSize = 8\nElementType = MET_UCHAR\nElementDataFile = /etc/passwd\n"),
+                  "must name a file in the header's folder"},
+        BadHeader{"nodata.mha", "ObjectType = Image\nNDims = 1\nDimSize = 8\nElementType = MET_UCHAR\n", "no ElementDataFile"},
+        BadHeader{"magic.nrrd", "NRRD0009\ntype: float\n", "NRRD0001 to NRRD0005"},
+        BadHeader{"field.nrrd", nrrd("type: float\ndimension: 1\nsizes: 2\nencoding: raw\nbogus: 1\n"),
+                  "unknown NRRD field 'bogus'"},
+        BadHeader{"sizes.nrrd", nrrd("type: float\ndimension: 3\nsizes: 2 2\nencoding: raw\n"),
+                  "sizes holds 2 value(s); expected 3"},
+        BadHeader{"early.nrrd", nrrd("type: float\nsizes: 2 2\ndimension: 2\nencoding: raw\n"),
+                  "'sizes' comes before 'dimension'"},
+        BadHeader{"dirs.nrrd",
+                  nrrd("type: float\ndimension: 2\nspace: RAS\nsizes: 1 1\nspace directions: (1,0,0) (0,1)\n"
+                       "encoding: raw\n"),
+                  "expected (x,y,z) with 3 finite numbers"},
+        BadHeader{"nospace.nrrd", nrrd("type: float\ndimension: 1\nsizes: 1\nspace origin: (0,0,0)\nencoding: raw\n"),
+                  "comes before 'space'"},
+        BadHeader{"encoding.nrrd", nrrd("type: float\ndimension: 1\nsizes: 1\nencoding: bzip2\n"),
+                  "encoding 'bzip2' is not supported"},
+        BadHeader{"block.nrrd", nrrd("type: block\ndimension: 1\nsizes: 1\nencoding: raw\n"),
+                  "type 'block' is not supported"},
+        BadHeader{"list.nrrd", "NRRD0004\ntype: uchar\ndimension: 1\nsizes: 2\nencoding: raw\ndata file: LIST\na.raw\n",
+                  "names several files"},
+        BadHeader{"escape.nhdr", "NRRD0004\ntype: uchar\ndimension: 1\nsizes: 2\nencoding: raw\ndata file: ../x.raw\n",
+                  "must name a file in the header's folder"},
+        BadHeader{"nofile.nhdr", "NRRD0004\ntype: uchar\ndimension: 1\nsizes: 2\nencoding: raw\n",
+                  "a .nhdr needs one"},
+        BadHeader{"truncated.nrrd", "NRRD0004\ntype: float\ndimension: 2\nsizes: 2 2\nencoding: raw\n",
+                  "does not end with an empty line"},
+        BadHeader{"short.nrrd", "NRRD0004\ntype: float\ndimension: 2\nsizes: 4 4\nendian: little\nencoding: raw\n\n1234",
+                  "is truncated: header promises 64 bytes", false}),
+    [](const ::testing::TestParamInfo<BadHeader>& info) {
+      std::string n = info.param.name;
+      for (auto& c : n)
+        if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+      return n;
+    });
+
+TEST(TextHeaders, HeadersAsOtherToolsWriteThemAreRead) {
+  TempDir dir;
+  // ITK's MetaImage writer, with a metadata-dictionary key MetaIO keeps as text.
+  std::string data(8, '\0');
+  for (int i = 0; i < 8; ++i) data[size_t(i)] = char(i);
+  write_bytes(dir / "itk.mha",
+              "ObjectType = Image\nNDims = 3\nBinaryData = True\nBinaryDataByteOrderMSB = False\n"
+              "CompressedData = False\nTransformMatrix = 1 0 0 0 1 0 0 0 1\nOffset = -1.5 2 0.25\n"
+              "CenterOfRotation = 0 0 0\nAnatomicalOrientation = RAI\nElementSpacing = 0.8 0.8 3\n"
+              "ITK_InputFilterName = NiftiImageIO\nDimSize = 2 2 2\nElementType = MET_UCHAR\n"
+              "ElementDataFile = LOCAL\n" + data);
+  const Volume m = read_image(dir / "itk.mha");
+  EXPECT_EQ(m.data.numel(), 8);
+  EXPECT_EQ(m.data.sum().item<double>(), 28.0);
+  EXPECT_NEAR(m.geometry.spacing[2], 3.0, 1e-9);
+  // NRRD with ASCII data, a comment and a key/value pair.
+  write_bytes(dir / "ascii.nrrd",
+              "NRRD0004\n# a comment\ntype: double\ndimension: 3\nsizes: 2 2 1\nspacings: 1 2 3\n"
+              "Slicer:=key value\nencoding: ascii\n\n1.5 2\n-3 400\n");
+  const Volume n = read_image(dir / "ascii.nrrd");
+  EXPECT_EQ(n.data.numel(), 4);
+  EXPECT_NEAR(n.data.sum().item<double>(), 400.5, 1e-9);
+  // A detached NRRD header beside its raw data file.
+  write_bytes(dir / "d.raw", data);
+  write_bytes(dir / "d.nhdr", "NRRD0004\ntype: uint8\ndimension: 3\nspace: left-posterior-superior\nsizes: 2 2 2\n"
+                              "space directions: (1,0,0) (0,1,0) (0,0,2)\nspace origin: (0,0,0)\n"
+                              "encoding: raw\ndata file: d.raw\n");
+  EXPECT_EQ(read_image(dir / "d.nhdr").data.sum().item<double>(), 28.0);
 }
 
 }  // namespace

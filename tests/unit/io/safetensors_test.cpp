@@ -130,6 +130,26 @@ TEST(SafeTensorsErrors, HugeShapeIsRejectedWithoutAllocating) {
   EXPECT_THROW(read_safetensors(dir / "d.safetensors"), FormatError);
 }
 
+TEST(SafeTensorsErrors, HugeDimensionBehindAZeroIsRejected) {
+  // A zero dimension makes the element count 0, so the data-size check alone would let 2^63 through to torch.
+  TempDir dir;
+  write_raw(dir / "z.safetensors",
+            R"({"w": {"dtype": "F32", "shape": [0, 9223372036854775807, 2], "data_offsets": [0, 0]}})", "");
+  const auto msg = read_error(dir / "z.safetensors");
+  EXPECT_NE(msg.find("more than 2^60 elements"), std::string::npos) << msg;
+  write_raw(dir / "y.safetensors",
+            R"({"w": {"dtype": "U8", "shape": [0, 1073741824, 1073741824, 4], "data_offsets": [0, 0]}})", "");
+  EXPECT_NE(read_error(dir / "y.safetensors").find("more than 2^60 elements"), std::string::npos);
+  EXPECT_THROW(read_safetensors_header(dir / "y.safetensors"), FormatError);
+}
+
+TEST(SafeTensorsErrors, NumberTooLargeForADoubleIsAFormatError) {
+  TempDir dir;
+  write_raw(dir / "n.safetensors", R"({"w": {"dtype": "F32", "shape": [1e400], "data_offsets": [0, 4]}})",
+            std::string(4, '\0'));
+  EXPECT_NE(read_error(dir / "n.safetensors").find("not JSON"), std::string::npos);
+}
+
 TEST(SafeTensorsErrors, NonJsonHeaderAndUnknownDtypeAreRejected) {
   TempDir dir;
   write_raw(dir / "e.safetensors", "not json at all", "");
