@@ -126,12 +126,6 @@ uint32_t gzip_trailer_size(const std::filesystem::path& path) {
   return uint32_t(b[0]) | uint32_t(b[1]) << 8 | uint32_t(b[2]) << 16 | uint32_t(b[3]) << 24;
 }
 
-std::string trim(std::string s) {
-  s.erase(0, s.find_first_not_of(" \t\r"));
-  s.erase(s.find_last_not_of(" \t\r") + 1);
-  return s;
-}
-
 void check_metaimage(const std::filesystem::path& path, uint64_t data_bytes) {
   const std::string p = path.string();
   std::ifstream in(path, std::ios::binary);
@@ -162,20 +156,13 @@ void check_metaimage(const std::filesystem::path& path, uint64_t data_bytes) {
     const auto pos = in.eof() ? std::streamoff(-1) : std::streamoff(in.tellg());
     const uint64_t size = std::filesystem::file_size(path);
     available = pos < 0 || uint64_t(pos) > size ? 0 : size - uint64_t(pos);
-  } else if (data_file.find_first_of("%*") == std::string::npos && data_file != "LIST") {
-    // A detached data file lives beside the header (or below it): an absolute path or ".." could point anywhere.
-    const std::filesystem::path rel(data_file);
-    bool inside = rel.is_relative() && !rel.empty();
-    for (const auto& part : rel) inside = inside && part != "..";
-    TF_CHECK(inside, FormatError, "'", p, "': ElementDataFile '", data_file,
-             "' must name a file in the header's folder (no absolute path, no '..')");
-    const auto raw = path.parent_path() / rel;
+  } else {
+    // The name was checked with the header (check_text_header): one file inside the header's folder.
+    const auto raw = path.parent_path() / data_file;
     std::error_code ec;
     TF_CHECK(std::filesystem::is_regular_file(raw, ec), IoError, "data file '", raw.string(), "' of '", p,
              "' does not exist or is not a file");
     available = std::filesystem::file_size(raw);
-  } else {
-    return;  // slice lists: left to ITK
   }
   const uint64_t needed = compressed ? compressed_size : data_bytes;
   TF_CHECK(available >= needed, FormatError, "'", p, "' is truncated: header promises ", needed,
@@ -183,6 +170,12 @@ void check_metaimage(const std::filesystem::path& path, uint64_t data_bytes) {
 }
 
 }  // namespace
+
+std::string trim(std::string s) {
+  s.erase(0, s.find_first_not_of(" \t\r"));
+  s.erase(s.find_last_not_of(" \t\r") + 1);
+  return s;
+}
 
 void check_header(const std::filesystem::path& path) {
   if (has_suffix(path, ".nii") || has_suffix(path, ".nii.gz")) check_nifti_header(path);

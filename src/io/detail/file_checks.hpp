@@ -3,8 +3,12 @@
 #pragma once
 #include <cstdint>
 #include <filesystem>
+#include <string>
 
 namespace teachformer::io::detail {
+
+/// `s` without the blanks, tabs and carriage returns at its ends (header lines of the text formats).
+std::string trim(std::string s);
 
 /// Throws FormatError naming the path when the file cannot hold `data_bytes` bytes of pixel data
 /// (.nii: file size vs vox_offset; .nii.gz: gzip trailer's uncompressed size; .mha/.mhd: header vs data file).

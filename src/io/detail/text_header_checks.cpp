@@ -15,6 +15,7 @@
 #include "io/detail/file_checks.hpp"
 #include "teachformer/core/error.hpp"
 #include "teachformer/core/fs.hpp"
+#include "teachformer/core/strings.hpp"
 
 namespace teachformer::io::detail {
 namespace {
@@ -23,12 +24,6 @@ constexpr size_t kMaxHeaderBytes = size_t(1) << 20;  // far above any real heade
 constexpr int kMaxDims = 7;
 constexpr int64_t kMaxSize = std::numeric_limits<int32_t>::max();
 constexpr int64_t kMaxSkip = int64_t(1) << 40;
-
-std::string trim(std::string s) {
-  s.erase(0, s.find_first_not_of(" \t\r"));
-  s.erase(s.find_last_not_of(" \t\r") + 1);
-  return s;
-}
 
 std::string lower(std::string s) {
   for (auto& c : s) c = char(std::tolower(static_cast<unsigned char>(c)));
@@ -105,7 +100,6 @@ class HeaderText {
   }
 
   int line_number() const { return line_number_; }
-  const std::string& path() const { return path_; }
 
   template <typename... Args>
   void fail_if(bool bad, const Args&... args) const {
@@ -355,21 +349,13 @@ const std::map<std::string, int>& nrrd_spaces() {
 }
 
 // "(a,b,c)" with `n` finite numbers.
-bool nrrd_vector(std::string s, size_t n) {
-  if (s.size() < 2 || s.front() != '(' || s.back() != ')') return false;
-  s = s.substr(1, s.size() - 2);
-  size_t count = 0, start = 0;
-  while (true) {
-    const auto comma = s.find(',', start);
-    double v = 0;
-    if (!parse_number(trim(s.substr(start, comma == std::string::npos ? std::string::npos : comma - start)), false,
-                      v))
-      return false;
-    ++count;
-    if (comma == std::string::npos) break;
-    start = comma + 1;
-  }
-  return count == n;
+bool nrrd_vector(const std::string& s, size_t n) {
+  if (s.size() < 3 || s.front() != '(' || s.back() != ')' || s[s.size() - 2] == ',') return false;
+  const auto parts = split_trimmed(s.substr(1, s.size() - 2), ',');
+  double v = 0;
+  for (const auto& part : parts)
+    if (!parse_number(part, false, v)) return false;
+  return parts.size() == n;
 }
 
 // The vectors of a value, split at spaces outside parentheses: "(1,0,0) (0, 1, 0) none".
