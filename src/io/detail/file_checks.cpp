@@ -107,14 +107,19 @@ void check_nifti_header(const std::filesystem::path& path) {
   TF_CHECK(std::isfinite(h.vox_offset) && h.vox_offset >= 0 && h.vox_offset <= double(limit), FormatError, "'", p,
            "': NIfTI vox_offset is ", h.vox_offset, "; expected a byte offset within the file (",
            has_suffix(path, ".nii") ? std::to_string(limit) + " bytes" : std::string("at most 2^40"), ")");
+  // ITK takes an SVD of the direction part; values near the float limits make it run for ever (no real scan has
+  // a coordinate beyond 1e6 mm or a non-zero term below 1e-20).
+  const auto plausible = [](double v) { return std::isfinite(v) && std::abs(v) <= 1e6 && (v == 0 || std::abs(v) >= 1e-20); };
   if (h.qform_code > 0)
     for (int i = 0; i < 3; ++i)
-      TF_CHECK(std::isfinite(h.quatern[i]) && std::isfinite(h.qoffset[i]), FormatError, "'", p,
-               "': NIfTI qform (quaternion and offset, the direction and origin) holds a non-finite number");
+      TF_CHECK(plausible(h.quatern[i]) && plausible(h.qoffset[i]), FormatError, "'", p,
+               "': NIfTI qform (quaternion and offset, the direction and origin) holds a non-finite or implausible "
+               "number (expected |v| <= 1e6 mm)");
   if (h.sform_code > 0)
     for (double v : h.srow)
-      TF_CHECK(std::isfinite(v), FormatError, "'", p,
-               "': NIfTI sform (srow_x/y/z, the direction and origin) holds a non-finite number");
+      TF_CHECK(plausible(v), FormatError, "'", p,
+               "': NIfTI sform (srow_x/y/z, the direction and origin) holds a non-finite or implausible number "
+               "(expected |v| <= 1e6 mm)");
 }
 
 // The last 4 bytes of a gzip member hold the uncompressed size modulo 2^32.
