@@ -309,6 +309,18 @@ TEST(ImageIoErrors, AbsurdHeaderDimensionsAreRefusedBeforeAllocation) {
   EXPECT_NE(msg.find("corrupt header"), std::string::npos) << msg;
 }
 
+// Found by fuzzing: an sform with terms near the float limits made ITK's SVD of the direction run for ever.
+TEST(ImageIoErrors, ImplausibleSformIsRefusedBeforeItk) {
+  TempDir dir;
+  NiftiSpec spec;
+  spec.srow[3] = -2.1267648e38f;
+  spec.srow[4] = 2.3509886e-38f;
+  write_bytes(dir / "sform.nii", make_nifti(spec, std::string(48, '\0')));
+  const std::string msg = error_of([&] { read_image(dir / "sform.nii"); });
+  EXPECT_NE(msg.find("sform.nii"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("implausible"), std::string::npos) << msg;
+}
+
 TEST(ImageIoErrors, ShortUncompressedDataIsAFormatError) {
   TempDir dir;
   NiftiSpec spec;  // needs 48 bytes of int16 data
