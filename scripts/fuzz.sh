@@ -3,7 +3,9 @@
 # Usage: bash scripts/fuzz.sh [seconds per target, default 60] [target ...]   (targets: fuzz/CMakeLists.txt, e.g. plan)
 # Any finding (crash, sanitizer report, leak, foreign exception, timeout over 10 s, more than 2 GiB) fails the run:
 # the script prints the input that caused it and the first lines of the report. TF_FUZZ_JOBS=N runs N
-# targets at once (default 1). TF_FUZZ_NO_BUILD=1 runs the targets already built in build-fuzz/.
+# targets at once (default 1). TF_FUZZ_NO_BUILD=1 runs the targets already built in build-fuzz/. TF_FUZZ_SEED=N
+# fixes libFuzzer's random seed, so a run mutates the same way again; under CI (CI set) it defaults to 1, so a short
+# CI run explores the same inputs on every clone instead of a new random sample (set TF_FUZZ_SEED=0 for a random one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_TARGET="${1:-60}"
@@ -12,6 +14,10 @@ ALL=(safetensors dataset_json plan options strategy bbox_csv image dicom)
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=("${ALL[@]}")
 JOBS="${TF_FUZZ_JOBS:-1}"
+SEED="${TF_FUZZ_SEED:-}"
+[ -n "$SEED" ] || { [ -n "${CI:-}" ] && SEED=1; } || true
+SEED_ARG=()
+[ -n "$SEED" ] && [ "$SEED" != 0 ] && SEED_ARG=(-seed="$SEED")
 
 if [ "${TF_FUZZ_NO_BUILD:-0}" != 1 ]; then
   cmake --preset fuzz >/dev/null
@@ -32,7 +38,7 @@ run_one() {
   [ -d "fuzz/corpus/$t" ] && cp -r "fuzz/corpus/$t/." "$dir/corpus/"
   local rc=0
   TMPDIR="$dir/tmp" "build-fuzz/fuzz/fuzz_$t" "$dir/corpus" -max_total_time="$SECONDS_PER_TARGET" -timeout=10 \
-    -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$dir/artifacts/" >"$dir/log" 2>&1 || rc=$?
+    -rss_limit_mb=2048 ${SEED_ARG[@]+"${SEED_ARG[@]}"} -print_final_stats=1 -artifact_prefix="$dir/artifacts/" >"$dir/log" 2>&1 || rc=$?
   rm -rf "$dir/tmp"
   echo "$rc" >"$dir/rc"
 }
