@@ -51,9 +51,11 @@ void register_doctor(CLI::App& parent) {
     if (blas.reference) {
       std::printf("WARNING     the reference (netlib) BLAS is active: matmuls run ~50x slower.\n"
                   "            Install libopenblas0-openmp (scripts/install_deps.sh does).\n");
-    } else if (blas.core == "Prescott") {
-      std::printf("WARNING     OpenBLAS fell back to its generic SSE3 kernels; set OPENBLAS_CORETYPE=Haswell "
-                  "(or SkylakeX on AVX-512 CPUs)\n");
+    } else if (!blas.core.empty()) {
+      __builtin_cpu_init();
+      const std::string advice = blas_kernel_advice(blas.core, coretype, __builtin_cpu_supports("avx512f") != 0,
+                                                    __builtin_cpu_supports("avx2") != 0);
+      if (!advice.empty()) std::printf("WARNING     %s\n", advice.c_str());
     }
     std::printf("ITK         %s\n", io::itk_version().c_str());
     std::printf("DCMTK       %s\n", io::dcmtk_version().c_str());

@@ -54,6 +54,12 @@ namespace {
 // Serving them from the heap and not trimming it keeps freed blocks for the next forward. The process's RSS then
 // stays near its peak, which is what a peak-RSS budget counts anyway; MALLOC_MMAP_MAX_ / MALLOC_TRIM_THRESHOLD_ in
 // the environment (glibc's own tunables) take precedence.
+// OpenBLAS kernel families older than AVX2 (its fall-backs when it does not recognise a CPU).
+bool generic_blas_core(const std::string& core) {
+  static const char* const generic[] = {"Prescott", "Core2", "Penryn", "Dunnington", "Nehalem", "Atom", "Sandybridge"};
+  return std::any_of(std::begin(generic), std::end(generic), [&](const char* g) { return core == g; });
+}
+
 void keep_freed_memory() {
 #ifdef __GLIBC__
   if (std::getenv("MALLOC_MMAP_MAX_") || std::getenv("MALLOC_TRIM_THRESHOLD_") || std::getenv("GLIBC_TUNABLES")) return;
@@ -71,9 +77,7 @@ void init_process(int /*argc*/, char** argv) {
   if (core.empty()) return;  // not OpenBLAS
   std::string want;
   __builtin_cpu_init();
-  const bool generic = core == "Prescott" || core == "Core2" || core == "Penryn" || core == "Dunnington" ||
-                       core == "Nehalem" || core == "Atom" || core == "Sandybridge";
-  if (!generic) return;
+  if (!generic_blas_core(core)) return;
   if (__builtin_cpu_supports("avx512f")) want = "SkylakeX";
   else if (__builtin_cpu_supports("avx2")) want = "Haswell";
   if (want.empty()) return;
@@ -81,6 +85,23 @@ void init_process(int /*argc*/, char** argv) {
   ::setenv("TF_BLAS_REEXEC", "1", 1);
   ::execv("/proc/self/exe", argv);
   // execv only returns on failure: carry on with the slow kernels rather than fail.
+}
+
+std::string blas_kernel_advice(const std::string& core, const char* coretype_env, bool cpu_avx512, bool cpu_avx2) {
+  const bool is_generic = generic_blas_core(core);
+  const bool is_avx2 = core == "Haswell" || core == "Zen";
+  const std::string forced = coretype_env ? std::string(" (forced by OPENBLAS_CORETYPE=") + coretype_env + ")" : "";
+  if (is_generic && (cpu_avx512 || cpu_avx2))
+    return "OpenBLAS runs its generic " + core + " kernels" + forced + " on a CPU with " +
+           (cpu_avx512 ? "AVX-512" : "AVX2") + ": matmuls run several times slower; " +
+           (coretype_env ? "unset OPENBLAS_CORETYPE or set it to " : "set OPENBLAS_CORETYPE=") +
+           (cpu_avx512 ? "SkylakeX" : "Haswell");
+  if (is_avx2 && cpu_avx512)
+    return "OpenBLAS runs its AVX2 " + core + " kernels" + forced +
+           " on a CPU with AVX-512: large matmuls run up to 1.6x slower; " +
+           (coretype_env ? "unset OPENBLAS_CORETYPE to let OpenBLAS choose, or set it to SkylakeX"
+                         : "set OPENBLAS_CORETYPE=SkylakeX");
+  return "";
 }
 
 BlasInfo blas_info() {

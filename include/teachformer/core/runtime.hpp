@@ -25,6 +25,13 @@ void init_process(int argc, char** argv);
 /// Finds the BLAS in use (OpenBLAS symbols looked up at run time).
 BlasInfo blas_info();
 
+/// One line of advice when OpenBLAS's kernels leave this CPU's vector width unused, else "". `core` is the kernel
+/// family in use (BlasInfo::core), `coretype_env` the OPENBLAS_CORETYPE environment value (nullptr when unset),
+/// `cpu_avx512` / `cpu_avx2` what the CPU supports. Cases: generic SSE kernels ("Prescott", ...) on an AVX2 or AVX-512
+/// CPU; AVX2 kernels ("Haswell", "Zen") on an AVX-512 CPU, chosen by OpenBLAS or forced by OPENBLAS_CORETYPE (on a
+/// 2-core AVX-512 EPYC, forcing Haswell made a 2048^3 matmul 1.6x slower than OpenBLAS's own Cooperlake choice).
+std::string blas_kernel_advice(const std::string& core, const char* coretype_env, bool cpu_avx512, bool cpu_avx2);
+
 /// Sets LibTorch's intra-op thread count (and OpenBLAS's); `threads <= 0` means all cores.
 /// Debian's LibTorch starts with a single thread, so every entry point calls this.
 void set_threads(int threads);
