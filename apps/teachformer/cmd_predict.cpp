@@ -104,8 +104,9 @@ void register_predict(CLI::App& parent) {
       if (nifti) io::write_label(target, p.labels);
       total += p.seconds;
       ++done;
-      std::fprintf(stderr, "%s: %.2f s (network %.2f s), peak RSS %.0f MiB\n", c.id.c_str(), p.seconds,
-                   p.network_seconds, peak_rss_mib());
+      std::fprintf(stderr, "%s: %.2f s (preprocess %.2f s, network %.2f s, restore %.2f s), peak RSS %.0f MiB\n",
+                   c.id.c_str(), p.seconds, p.preprocess_seconds, p.network_seconds, p.restore_seconds,
+                   peak_rss_mib());
       bar.advance();
     }
     bar.finish();

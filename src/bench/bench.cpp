@@ -833,6 +833,8 @@ class Runner {
     rw["e2e_first_s"] = r["first_s"];
     rw["e2e_load_s"] = r["load_s"];
     rw["e2e_network_s"] = r["network_s"];
+    for (const char* phase : {"preprocess_s", "restore_s", "write_s"})
+      if (r.contains(phase)) rw[std::string("e2e_") + phase] = r[phase];
     rw["e2e_peak_rss_mb"] = r["peak_rss_mb"];
     rw["e2e_case"] = shape_string(r["label_shape"].get<std::vector<int64_t>>());
     rw["e2e_bbox_mm"] = o_.e2e_bbox_mm;

@@ -11,6 +11,7 @@
 #include "teachformer/core/error.hpp"
 #include "teachformer/core/fs.hpp"
 #include "teachformer/data/dataset.hpp"
+#include "teachformer/inference/ensemble.hpp"
 #include "teachformer/data/preprocess.hpp"
 #include "teachformer/inference/sliding_window.hpp"
 #include "teachformer/io/image_io.hpp"
@@ -83,16 +84,20 @@ CasePrediction Predictor::predict(const data::Case& c) const {
   TF_CHECK(!folder_.plan.crop_to_bbox || ordered.bbox, DatasetError, "case '", c.id,
            "' has no bounding box but the model crops to one (give the HECKTOR layout with its bbox CSV, or a ",
            "*bbox*.csv at the root of DICOM studies)");
+  const auto t_pre = std::chrono::steady_clock::now();
   const data::PreprocessedCase pc = data::preprocess_case(ordered, folder_.plan);
   CasePrediction out;
   out.id = c.id;
+  out.preprocess_seconds = since(t_pre);
   const auto t_net = std::chrono::steady_clock::now();
   torch::Tensor probs = predict_preprocessed(pc.image);
   out.network_seconds = since(t_net);
-  const auto labels = probs.argmax(0, true).to(torch::kByte);
+  const auto t_restore = std::chrono::steady_clock::now();
+  const auto labels = argmax_labels(probs);
   out.labels = transforms::restore_to_reference(labels, pc.geometry, transforms::Interpolation::Nearest);
   if (options_.probabilities)
     out.probabilities = transforms::restore_to_reference(probs, pc.geometry, transforms::Interpolation::Linear);
+  out.restore_seconds = since(t_restore);
   out.seconds = since(t0);
   return out;
 }

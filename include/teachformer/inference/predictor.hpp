@@ -42,8 +42,12 @@ struct CasePrediction {
   std::optional<io::Volume> probabilities;
   /// Seconds for the whole case (read, preprocess, sliding window, restore).
   double seconds = 0;
+  /// Seconds reading the channels, resampling them onto the plan's grid and normalising (preprocess_case).
+  double preprocess_seconds = 0;
   /// Seconds in the sliding window alone.
   double network_seconds = 0;
+  /// Seconds from the probabilities to the labels (and probabilities) on the reference grid: argmax and restore.
+  double restore_seconds = 0;
 };
 
 /// Loads the folds of a model folder once and predicts cases.

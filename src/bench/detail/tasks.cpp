@@ -429,20 +429,29 @@ Json bench_end_to_end(const Json& task) {
   const auto cases = data::open_dataset(dataset).all_cases();
   TF_CHECK(!cases.empty(), DatasetError, "bench task 'e2e': dataset '", dataset.string(), "' has no case");
   const data::Case& c = cases.front();
-  std::vector<double> network;
+  // Per phase, one entry per run: preprocess (read, resample, normalise), network (sliding window), restore (argmax
+  // and resampling onto the CT grid), write (the .nii.gz label).
+  std::vector<double> preprocess, network, restore, write;
   std::vector<int64_t> label_shape;
   auto predict_and_write = [&] {
     const inference::CasePrediction p = predictor.predict(c);
+    const auto t_write = Clock::now();
     io::write_image(output, p.labels, io::PixelType::UInt8);
+    write.push_back(since(t_write));
+    preprocess.push_back(p.preprocess_seconds);
     network.push_back(p.network_seconds);
+    restore.push_back(p.restore_seconds);
     label_shape = p.labels.data.sizes().vec();
   };
   t0 = Clock::now();
   predict_and_write();  // warm-up: the first case in a fresh process
   out["first_s"] = since(t0);
-  network.clear();
+  for (auto* v : {&preprocess, &network, &restore, &write}) v->clear();
   out = merge(out, timing_result(timed_runs(predict_and_write, t)));
+  out["preprocess_s"] = median(preprocess);
   out["network_s"] = median(network);
+  out["restore_s"] = median(restore);
+  out["write_s"] = median(write);
   out["case"] = c.id;
   out["label_shape"] = label_shape;
   out["patch"] = predictor.folder().patch_size;

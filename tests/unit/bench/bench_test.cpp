@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <csignal>
+#include <regex>
 #include <set>
 #include <sstream>
 
@@ -292,7 +293,12 @@ TEST_F(BenchTasks, EndToEndPredictsTheCaseOntoTheCtGridAndWritesTheLabel) {
     if (entry.path().filename().string().find("_ct.nii.gz") != std::string::npos) ct = entry.path();
   ASSERT_FALSE(ct.empty());
   EXPECT_EQ(io::read_image(ct).data.sizes().slice(1).vec(), label.data.sizes().slice(1).vec());
-  for (const char* k : {"load_s", "first_s", "seconds", "network_s"}) EXPECT_GT(r[k].get<double>(), 0.0) << k;
+  for (const char* k : {"load_s", "first_s", "seconds", "preprocess_s", "network_s", "restore_s", "write_s"})
+    EXPECT_GT(r[k].get<double>(), 0.0) << k;
+  // The phases are parts of one case: their medians cannot add up to much more than the case's median.
+  const double phases = r["preprocess_s"].get<double>() + r["network_s"].get<double>() +
+                        r["restore_s"].get<double>() + r["write_s"].get<double>();
+  EXPECT_LT(phases, 1.5 * r["seconds"].get<double>()) << r.dump();
   EXPECT_EQ(r["patch"], Json({16, 16, 16}));
 }
 
@@ -425,7 +431,7 @@ TEST_F(BenchRun, SectionsBecomeRowsPerModelAndInputWithTargets) {
   for (const char* k : {"params", "gflops", "forward_s", "peak_rss_mb", "gflops_per_s", "matmul_fraction",
                         "train_step_s", "distill_student_s", "distill_cached_s", "distill_live_s",
                         "distill_cached_ratio", "distill_live_ratio", "window_s", "e2e_s", "e2e_first_s",
-                        "e2e_peak_rss_mb"})
+                        "e2e_peak_rss_mb", "e2e_preprocess_s", "e2e_network_s", "e2e_restore_s", "e2e_write_s"})
     EXPECT_TRUE(s.contains(k)) << "student row lacks " << k << ": " << s.dump();
   EXPECT_EQ(s["windows"], 8);
   EXPECT_EQ(s["window_case"], "2x32x32x32");
@@ -483,6 +489,9 @@ TEST_F(BenchRun, SectionsBecomeRowsPerModelAndInputWithTargets) {
                         "### End to end", "### Targets", "### Notes"})
     EXPECT_NE(md.find(h), std::string::npos) << h;
   EXPECT_NE(md.find("| unetr | 1x2x32x32x32 |"), std::string::npos) << md;
+  // The end-to-end row gives each phase with its share of the case, e.g. "0.0123 s (41%)".
+  EXPECT_NE(md.find("| preprocess | network | restore | write |"), std::string::npos) << md;
+  EXPECT_TRUE(std::regex_search(md, std::regex(R"(\| [0-9.e-]+ s \([0-9]+%\) \| [0-9.e-]+ s \([0-9]+%\) \|)"))) << md;
   EXPECT_EQ(to_json(report)["rows"], rows_json(report));
   EXPECT_GT(report.machine["matmul_gflops"].get<double>(), 0.0);
 }

@@ -1,3 +1,5 @@
+#include <limits>
+
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -82,6 +84,24 @@ TEST(ArgmaxLabels, MatchesTorchArgmaxForLargeHalfAndBatchedScores) {
   EXPECT_TRUE(torch::equal(argmax_labels(half), half.to(torch::kFloat).argmax(0, true).to(torch::kUInt8)));
   const auto batched = torch::randn({2, 3, 5, 6, 7});
   EXPECT_TRUE(torch::equal(argmax_labels(batched), batched.argmax(1, true).to(torch::kUInt8)));
+}
+
+TEST(ArgmaxLabels, TiesNanAndStridedScoresAsTorchArgmax) {
+  torch::manual_seed(5);
+  // Rounded scores tie often; NaN counts as the largest (the first NaN wins), as in torch::argmax.
+  auto scores = (torch::randn({5, 9, 10, 11}) * 2).round();
+  scores.index_put_({2, 3}, std::numeric_limits<float>::quiet_NaN());
+  scores.index_put_({4, 3, 4}, std::numeric_limits<float>::quiet_NaN());
+  scores.index_put_({0, 5, 5}, std::numeric_limits<float>::quiet_NaN());
+  EXPECT_TRUE(torch::equal(argmax_labels(scores), scores.argmax(0, true).to(torch::kUInt8)));
+  EXPECT_EQ(argmax_labels(scores)[0][3][4][0].item<int>(), 2);
+  EXPECT_EQ(argmax_labels(scores)[0][5][5][0].item<int>(), 0);
+  // A channel-last view (not contiguous) and more voxels than one block of the kernel.
+  const auto strided = torch::randn({70, 40, 30, 3}).permute({3, 0, 1, 2});
+  ASSERT_FALSE(strided.is_contiguous());
+  EXPECT_TRUE(torch::equal(argmax_labels(strided), strided.argmax(0, true).to(torch::kUInt8)));
+  // One class: every voxel is 0.
+  EXPECT_EQ(argmax_labels(torch::randn({1, 3, 4, 5})).sum().item<int>(), 0);
 }
 
 TEST(ArgmaxLabels, RejectsBadInput) {
