@@ -49,17 +49,17 @@ double read_status_kb(const char* key) {
 
 namespace {
 
-// Tensors of a 3D forward are tens of MiB: glibc serves each with mmap and unmaps it on free, so every forward
-// faults fresh zeroed pages in again (measured: ~10% of the student's forward in the kernel's page-fault path).
-// Serving them from the heap and not trimming it keeps freed blocks for the next forward. The process's RSS then
-// stays near its peak, which is what a peak-RSS budget counts anyway; MALLOC_MMAP_MAX_ / MALLOC_TRIM_THRESHOLD_ in
-// the environment (glibc's own tunables) take precedence.
 // OpenBLAS kernel families older than AVX2 (its fall-backs when it does not recognise a CPU).
 bool generic_blas_core(const std::string& core) {
   static const char* const generic[] = {"Prescott", "Core2", "Penryn", "Dunnington", "Nehalem", "Atom", "Sandybridge"};
   return std::any_of(std::begin(generic), std::end(generic), [&](const char* g) { return core == g; });
 }
 
+// Tensors of a 3D forward are tens of MiB: glibc serves each with mmap and unmaps it on free, so every forward
+// faults fresh zeroed pages in again (measured: ~10% of the student's forward in the kernel's page-fault path).
+// Serving them from the heap and not trimming it keeps freed blocks for the next forward. The process's RSS then
+// stays near its peak, which is what a peak-RSS budget counts anyway; MALLOC_MMAP_MAX_ / MALLOC_TRIM_THRESHOLD_ in
+// the environment (glibc's own tunables) take precedence.
 void keep_freed_memory() {
 #ifdef __GLIBC__
   if (std::getenv("MALLOC_MMAP_MAX_") || std::getenv("MALLOC_TRIM_THRESHOLD_") || std::getenv("GLIBC_TUNABLES")) return;

@@ -130,6 +130,8 @@ models::SegmentationModel build_model(Prepared& p, const JobOptions& job) {
 void write_model_folder(const Prepared& p, const fs::path& dir, const JobOptions& job) {
   if (!is_main(job)) return;
   fs::create_directories(dir);
+  // A run killed while it wrote these files leaves its temporaries here (the trainer cleans the fold folder).
+  remove_stale_temporaries(dir);
   write_json(dir / "config.json", p.config);
   for (const char* name : {"plan.json", "dataset.json", "fingerprint.json"}) {
     const auto src = p.dataset->root() / name;

@@ -230,6 +230,28 @@ TEST_F(Reliability, KillNineAtRandomMomentsThenResumeEndsBitIdentical) {
   std::printf("kill -9 moments (seed %u):%s\n", seed, moments.c_str());
 }
 
+// What a run killed while writing leaves behind, in the model folder and in its fold folder, is removed by the next
+// start; a live writer's temporary is kept. (A kill -9 during start-up once left one in the model folder itself.)
+TEST_F(Reliability, TemporariesOfAKilledRunAreRemovedFromTheModelAndFoldFolders) {
+  const auto out = *dir_ / "stale";
+  fs::create_directories(out / "fold_0");
+  const pid_t dead = ::fork();
+  if (dead == 0) ::_exit(0);
+  ::waitpid(dead, nullptr, 0);
+  const std::string stale = ".tmp-" + std::to_string(dead) + "-0-";
+  std::ofstream(out / (stale + "config.json")) << "{\"half";
+  std::ofstream(out / "fold_0" / (stale + "checkpoint_latest.safetensors")) << "half";
+  const auto live = out / (".tmp-" + std::to_string(::getpid()) + "-1-plan.json");
+  std::ofstream(live) << "being written";
+  const auto r = run_cli(train_args(out, "", 1));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_FALSE(fs::exists(out / (stale + "config.json")));
+  EXPECT_FALSE(fs::exists(out / "fold_0" / (stale + "checkpoint_latest.safetensors")));
+  EXPECT_TRUE(fs::exists(live));
+  fs::remove(live);
+  EXPECT_EQ(temporaries_in(out), 0);
+}
+
 // Prediction killed at random moments and continued with --continue: the same label maps as one uninterrupted run.
 TEST_F(Reliability, PredictionKilledAtRandomMomentsAndContinuedGivesTheSameLabels) {
   const fs::path model = reference();
