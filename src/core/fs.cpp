@@ -9,12 +9,14 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-#include <sstream>
 #include <algorithm>
+#include <sstream>
+#include <vector>
 
 #include <spdlog/spdlog.h>
 
 #include "teachformer/core/error.hpp"
+#include "teachformer/core/stale_temporaries.hpp"
 
 namespace teachformer {
 
@@ -110,6 +112,24 @@ int remove_stale_temporaries(const fs::path& dir) {
   }
   if (removed > 0)
     spdlog::info("removed {} temporary file(s) left by an interrupted run in '{}'", removed, dir.string());
+  return removed;
+}
+
+int remove_stale_temporaries_under(const fs::path& root) {
+  std::error_code ec;
+  if (!fs::is_directory(root, ec)) return 0;
+  std::vector<fs::path> dirs{root};
+  for (auto it = fs::recursive_directory_iterator(root, fs::directory_options::skip_permission_denied, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (!it->is_directory(ec) || it->is_symlink(ec)) continue;
+    if (it->path().filename().string().rfind(".tmp-", 0) == 0) {  // a writer's own folder: removed whole or kept
+      it.disable_recursion_pending();
+      continue;
+    }
+    dirs.push_back(it->path());
+  }
+  int removed = 0;
+  for (const auto& d : dirs) removed += remove_stale_temporaries(d);
   return removed;
 }
 

@@ -14,6 +14,7 @@
 #include "pipeline/detail/experiment_table.hpp"
 #include "teachformer/core/error.hpp"
 #include "teachformer/core/fs.hpp"
+#include "teachformer/core/stale_temporaries.hpp"
 #include "teachformer/core/json.hpp"
 #include "teachformer/core/progress.hpp"
 #include "teachformer/core/runtime.hpp"
@@ -786,6 +787,8 @@ ExperimentResult run_experiment(const ExperimentOptions& o) {
   for (const auto& s : students) variant(student_variants(o.variant_temperature), s);
   fs::create_directories(o.dir);
   const FolderLock lock(o.dir, "experiment folder", FolderLock::Mode::Refuse);
+  // What a killed run was writing anywhere in the folder (phantoms, stage records, predictions, results).
+  remove_stale_temporaries_under(o.dir);
   if (const double load = machine_load(); load > 0.5)
     spdlog::warn("the machine is busy before the experiment starts (1-minute load {:.1f} per core): timings will be "
                  "slower than on an idle machine{}",

@@ -9,6 +9,7 @@
 
 #include "teachformer/core/error.hpp"
 #include "teachformer/core/fs.hpp"
+#include "teachformer/core/stale_temporaries.hpp"
 #include "test_support.hpp"
 
 namespace teachformer {
@@ -44,6 +45,26 @@ TEST(StaleTemporaries, RemovesWhatDeadWritersLeftAndKeepsLiveOnes) {
   EXPECT_TRUE(fs::exists(dir / "keep.txt"));
   EXPECT_EQ(count_files(dir.path()), 2);
   EXPECT_EQ(remove_stale_temporaries(dir / "missing"), 0);
+}
+
+TEST(StaleTemporaries, UnderAFolderReachesEverySubfolderButNotThroughLinks) {
+  test::TempDir dir;
+  test::TempDir outside;
+  const pid_t dead = finished_pid();
+  const std::string stale = ".tmp-" + std::to_string(dead) + "-0-";
+  fs::create_directories(dir / "seed_0" / "predictions" / "student");
+  std::ofstream(dir / (stale + "results.json")) << "{";
+  std::ofstream(dir / "seed_0" / "predictions" / "student" / (stale + "case_0.nii.gz")) << "half";
+  fs::create_directories(dir / (stale + "case.mha"));  // a two-file writer's folder, removed whole
+  std::ofstream(dir / (stale + "case.mha") / "case.raw") << "half";
+  const auto live = dir / "seed_0" / (".tmp-" + std::to_string(::getpid()) + "-1-stage.json");
+  std::ofstream(live) << "being written";
+  std::ofstream(outside / (stale + "theirs.json")) << "not ours";
+  fs::create_directory_symlink(outside.path(), dir / "linked");
+  EXPECT_EQ(remove_stale_temporaries_under(dir.path()), 3);
+  EXPECT_TRUE(fs::exists(live));
+  EXPECT_TRUE(fs::exists(outside / (stale + "theirs.json")));  // behind a link: not ours to clean
+  EXPECT_EQ(remove_stale_temporaries_under(dir / "missing"), 0);
 }
 
 TEST(AtomicWrite, FullDeviceNamesTheFileAndTheSpaceAndKeepsThePreviousFile) {
