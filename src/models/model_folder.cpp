@@ -28,13 +28,58 @@ fs::path ModelFolder::checkpoint(int fold, const std::string& which) const {
   return path;
 }
 
-models::SegmentationModel ModelFolder::load(int fold, const std::string& which) const {
+Precision ModelFolder::preferred_precision() const {
+  return quantization.is_null() ? Precision::kFloat32 : Precision::kInt8;
+}
+
+Int8Calibration ModelFolder::int8_calibration(int fold, const std::string& which) const {
+  const std::string file = (root / "quantization.json").string();
+  TF_CHECK(!quantization.is_null(), InvalidArgument, "model folder '", root.string(),
+           "' has no int8 calibration (quantization.json); make one with: teachformer quantize ", root.string());
+  TF_CHECK(quantization.value("checkpoint", "") == which, InvalidArgument, "'", file, "' calibrates checkpoint_",
+           quantization.value("checkpoint", ""), ", not checkpoint_", which, "; use --checkpoint ",
+           quantization.value("checkpoint", ""));
+  const auto& folds_json = quantization["folds"];
+  TF_CHECK(folds_json.contains(fold_folder(fold)), InvalidArgument, "'", file, "' has no calibration for ",
+           fold_folder(fold), "; it has ", folds_json.size(), " fold(s)");
+  return int8_calibration_from_json(folds_json[fold_folder(fold)]["layers"], file + " " + fold_folder(fold));
+}
+
+models::SegmentationModel ModelFolder::load(int fold, const std::string& which, Precision precision) const {
   models::WeightsRequest request;
   request.model = model;
   request.options = options;
   request.channel_names = channels;
-  return models::load_model_weights(checkpoint(fold, which), request).model;
+  auto loaded = models::load_model_weights(checkpoint(fold, which), request).model;
+  if (precision != Precision::kFloat32) {
+    LowPrecisionModel* low = low_precision_model(*loaded);
+    TF_CHECK(low, InvalidArgument, "model '", model, "' of '", root.string(), "' has no ", precision_name(precision),
+             " path (only teachformer_s); use --precision fp32");
+    if (precision == Precision::kInt8) {
+      const Int8Calibration calibration = int8_calibration(fold, which);
+      low->set_precision(precision, &calibration);
+    } else {
+      low->set_precision(precision);
+    }
+  }
+  return loaded;
 }
+
+namespace {
+void check_quantization(const Json& q, const fs::path& file) {
+  const std::string f = file.string();
+  TF_CHECK(q.is_object() && q.value("format", "") == "teachformer-quantization" && q.value("precision", "") == "int8",
+           FormatError, "'", f, "': expected {\"format\": \"teachformer-quantization\", \"precision\": \"int8\", ...}");
+  TF_CHECK(q.contains("checkpoint") && q["checkpoint"].is_string(), FormatError, "'", f, "' has no \"checkpoint\"");
+  TF_CHECK(q.contains("folds") && q["folds"].is_object() && !q["folds"].empty(), FormatError, "'", f,
+           "' has no \"folds\" object with a calibration per fold");
+  for (const auto& [name, entry] : q["folds"].items()) {
+    TF_CHECK(entry.is_object() && entry.contains("layers"), FormatError, "'", f, "': fold '", name,
+             "' has no \"layers\"");
+    int8_calibration_from_json(entry["layers"], f + " " + name);
+  }
+}
+}  // namespace
 
 ModelFolder open_model_folder(const fs::path& dir) {
   TF_CHECK(fs::is_directory(dir), IoError, "model folder '", dir.string(), "' does not exist");
@@ -42,7 +87,7 @@ ModelFolder open_model_folder(const fs::path& dir) {
   m.root = dir;
   // A model folder may come from someone else: what it names is read from inside it only (no symbolic link out),
   // and it holds JSON and safetensors only, nothing that is executed or unpickled.
-  for (const char* name : {"config.json", "plan.json", "dataset.json"})
+  for (const char* name : {"config.json", "plan.json", "dataset.json", "quantization.json"})
     if (fs::exists(dir / name) || fs::is_symlink(dir / name)) path_inside(dir, name, "model folder '" + dir.string() + "'");
   require_exists(dir / "config.json", "model config (is this a folder written by teachformer train/distill?)");
   m.config = read_json(dir / "config.json");
@@ -71,6 +116,10 @@ ModelFolder open_model_folder(const fs::path& dir) {
       m.folds.push_back(match[1] == "all" ? -1 : std::stoi(match[1]));
   }
   std::sort(m.folds.begin(), m.folds.end());
+  if (fs::exists(dir / "quantization.json")) {
+    m.quantization = read_json(dir / "quantization.json");
+    check_quantization(m.quantization, dir / "quantization.json");
+  }
   return m;
 }
 

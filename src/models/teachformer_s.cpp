@@ -9,6 +9,7 @@
 
 #include "models/detail/factories.hpp"
 #include "models/detail/fast_ops.hpp"
+#include "models/detail/low_precision_conv.hpp"
 #include "teachformer/core/error.hpp"
 #include "teachformer/core/json.hpp"
 #include "teachformer/nn/flops.hpp"
@@ -297,12 +298,40 @@ torch::Tensor ConvNormActImpl::normalize(torch::Tensor y, bool activate) {
   return activate ? leaky(y, slope) : y;
 }
 
+bool ConvNormActImpl::low_precision_capable() const {
+  // The stem (k3 s2 on the raw modalities, 2 input channels) gained nothing in oneDNN's bf16/int8 kernels when
+  // measured, and its input is the one whose quantization costs the most accuracy.
+  return (kernel_ == 3 && stride_ == 1) || (kernel_ == 2 && stride_ == 2);
+}
+
+torch::Tensor ConvNormActImpl::convolve(const torch::Tensor& x) {
+  if (observing_) observed_absmax_ = std::max(observed_absmax_, x.detach().abs().max().item<float>());
+  if (low_ && detail::use_fast_kernels(x)) return low_->forward(x);
+  return detail::conv3d(*conv, x);
+}
+
+void ConvNormActImpl::set_precision(Precision precision, float input_absmax) {
+  if (precision == Precision::kFloat32) {
+    low_.reset();
+    return;
+  }
+  TF_CHECK(low_precision_capable(), InvalidArgument, "TeachFormerS: a ", kernel_, "^3 stride-", stride_,
+           " convolution has no ", precision_name(precision), " path (only the 3^3 units and the k2 s2 downsamplings)");
+  low_ = std::make_shared<detail::LowPrecisionConv3d>(conv->weight, std::vector<int64_t>(3, stride_),
+                                                      std::vector<int64_t>(3, padding_), precision, input_absmax);
+}
+
+void ConvNormActImpl::observe(bool on) {
+  observing_ = on;
+  if (on) observed_absmax_ = -1.0f;
+}
+
 torch::Tensor ConvNormActImpl::forward(const torch::Tensor& x) {
-  return normalize(detail::conv3d(*conv, x), /*activate=*/true);
+  return normalize(convolve(x), /*activate=*/true);
 }
 
 torch::Tensor ConvNormActImpl::forward_residual(const torch::Tensor& x) {
-  torch::Tensor y = normalize(detail::conv3d(*conv, x), /*activate=*/false);
+  torch::Tensor y = normalize(convolve(x), /*activate=*/false);
   y = in_place() ? y.add_(x) : y + x;
   return leaky(y, options_.negative_slope());
 }
@@ -491,6 +520,47 @@ SegOutput TeachFormerSImpl::forward(const torch::Tensor& input, const TapRequest
   out.logits = logits;
   if (request.deep_supervision) out.deep_supervision = std::move(ds);
   return out;
+}
+
+std::vector<std::pair<std::string, teachformer_s::ConvNormActImpl*>> TeachFormerSImpl::low_precision_units() {
+  std::vector<std::pair<std::string, teachformer_s::ConvNormActImpl*>> units;
+  for (const auto& item : named_modules("", /*include_self=*/false)) {
+    auto* unit = dynamic_cast<teachformer_s::ConvNormActImpl*>(item.value().get());
+    if (unit && unit->low_precision_capable()) units.emplace_back(item.key() + ".conv", unit);
+  }
+  return units;
+}
+
+void TeachFormerSImpl::start_calibration() {
+  for (auto& [name, unit] : low_precision_units()) unit->observe(true);
+}
+
+Int8Calibration TeachFormerSImpl::finish_calibration() {
+  Int8Calibration calibration;
+  for (auto& [name, unit] : low_precision_units()) {
+    unit->observe(false);
+    TF_CHECK(unit->observed_absmax() >= 0.0f, InvalidArgument, "TeachFormerS: layer '", name,
+             "' saw no input since start_calibration(): run forwards on calibration patches first");
+    // A layer that only ever saw zeros keeps a tiny range rather than a division by zero.
+    calibration.input_absmax[name] = std::max(unit->observed_absmax(), 1e-6f);
+  }
+  return calibration;
+}
+
+void TeachFormerSImpl::set_precision(Precision precision, const Int8Calibration* calibration) {
+  const auto units = low_precision_units();
+  for (const auto& [name, unit] : units) {
+    float absmax = 0.0f;
+    if (precision == Precision::kInt8) {
+      TF_CHECK(calibration, InvalidArgument, "TeachFormerS: int8 needs a calibration (teachformer quantize)");
+      const auto it = calibration->input_absmax.find(name);
+      TF_CHECK(it != calibration->input_absmax.end(), FormatError, "TeachFormerS: the int8 calibration has no entry ",
+               "for layer '", name, "' (it was made for another model configuration)");
+      absmax = it->second;
+    }
+    unit->set_precision(precision, absmax);
+  }
+  precision_ = precision;
 }
 
 namespace detail {

@@ -7,6 +7,8 @@
 //   <dir>/splits_final.json  the folds (nnU-Net format)
 //   <dir>/fold_<N>/checkpoint_{best,final}.safetensors (weights + metadata), checkpoint_latest.safetensors (resume),
 //                  log.jsonl
+//   <dir>/quantization.json  (folders written by `teachformer quantize` only) the int8 calibration per fold, the
+//                            checkpoint it was made from and the accuracy guard measured when it was written
 #pragma once
 #include <filesystem>
 #include <string>
@@ -15,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "teachformer/data/plan.hpp"
+#include "teachformer/models/low_precision.hpp"
 #include "teachformer/models/seg_model.hpp"
 
 namespace teachformer::models {
@@ -37,11 +40,21 @@ struct ModelFolder {
   std::vector<int64_t> patch_size;
   /// Folds that have a checkpoint, sorted (-1 = "all").
   std::vector<int> folds;
+  /// quantization.json (null when the folder has none).
+  nlohmann::json quantization;
+
+  /// The precision predict uses unless told otherwise: int8 for a quantized folder, else fp32.
+  Precision preferred_precision() const;
 
   /// fold_<N>/checkpoint_<which>.safetensors ("best" or "final"); throws IoError listing what exists.
   std::filesystem::path checkpoint(int fold, const std::string& which = "best") const;
-  /// Builds the model from config.json and loads that checkpoint (eval mode, CPU).
-  models::SegmentationModel load(int fold, const std::string& which = "best") const;
+  /// Builds the model from config.json and loads that checkpoint (eval mode, CPU), then switches its inference to
+  /// `precision`: InvalidArgument when the model has no such path; int8 needs this folder's calibration for that fold
+  /// and checkpoint (InvalidArgument naming the folder and `teachformer quantize` otherwise).
+  models::SegmentationModel load(int fold, const std::string& which = "best",
+                                 Precision precision = Precision::kFloat32) const;
+  /// The int8 calibration of a fold (InvalidArgument when the folder has none for it or for `which`).
+  Int8Calibration int8_calibration(int fold, const std::string& which) const;
 };
 
 /// "fold_<N>", or "fold_all" for fold -1.

@@ -17,7 +17,9 @@
 // All channel widths default to multiples of 16 (oneDNN's AVX-512 blocking). Inputs of any size divisible by 2^S.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -31,9 +33,14 @@
 #include <torch/nn/pimpl.h>
 #include <torch/types.h>
 
+#include "teachformer/models/low_precision.hpp"
 #include "teachformer/models/seg_model.hpp"
 
 namespace teachformer::models {
+
+namespace detail {
+class LowPrecisionConv3d;
+}
 
 /// Options of TeachFormerS. Defaults are the "small" preset (985,266 parameters with 2 input channels and 2
 /// classes).
@@ -125,10 +132,23 @@ class ConvNormActImpl : public torch::nn::Cloneable<ConvNormActImpl> {
   InstanceNormAffine instance_norm = nullptr;        ///< registered as "norm" with norm "instance"
   torch::nn::BatchNorm3d batch_norm = nullptr;       ///< registered as "norm" with norm "batch"
 
+  /// True for the layers a low precision runs (see the TeachFormerSImpl comment).
+  bool low_precision_capable() const;
+  /// From now on the convolution runs at `precision` in no-grad CPU float32 forwards (grad mode and other devices
+  /// keep float32); int8 needs the calibrated largest |input| > 0. Reads the current weights. fp32 drops the kernel.
+  void set_precision(Precision precision, float input_absmax = 0.0f);
+  /// While on, forward calls record the largest |input| (observed_absmax(), -1 before any).
+  void observe(bool on);
+  float observed_absmax() const { return observed_absmax_; }
+
  private:
   torch::Tensor normalize(torch::Tensor y, bool activate);
+  torch::Tensor convolve(const torch::Tensor& x);
   int64_t in_, out_, kernel_, stride_, padding_;
   TeachFormerSOptions options_;
+  std::shared_ptr<detail::LowPrecisionConv3d> low_;
+  bool observing_ = false;
+  float observed_absmax_ = -1.0f;
 };
 TORCH_MODULE(ConvNormAct);
 
@@ -166,7 +186,10 @@ TORCH_MODULE(TransformerBlock);
 ///  - taps (attention): "attention.block{k}" [B, heads, N, N] per transformer block, N = voxels of the 1/2^S grid;
 ///  - taps (intermediates): "stem", "encoder{i}" (stage outputs, the skips), "tokens" (after the position conv, as
 ///    [B, N, C]), "decoder{i}" (decoder stage outputs at 1/2^(i+1)).
-class TeachFormerSImpl : public SegmentationModelImpl {
+/// Low precision (LowPrecisionModel): bf16 and int8 run the 3^3 stride-1 ConvNormAct units and the k2 s2
+/// downsamplings through oneDNN (the stem, the transformer, the transposed convolutions and the output block stay
+/// float32); the calibration keys are their conv prefixes ("down.0.conv", "encoder.1.0.conv", "decoder.1.0.conv").
+class TeachFormerSImpl : public SegmentationModelImpl, public LowPrecisionModel {
  public:
   /// Builds the model; throws InvalidArgument for invalid options (see validate).
   explicit TeachFormerSImpl(const TeachFormerSOptions& options);
@@ -174,6 +197,10 @@ class TeachFormerSImpl : public SegmentationModelImpl {
   const ModelSpec& spec() const override { return spec_; }
   /// The options the model was built with.
   const TeachFormerSOptions& options() const { return options_; }
+  void start_calibration() override;
+  Int8Calibration finish_calibration() override;
+  void set_precision(Precision precision, const Int8Calibration* calibration = nullptr) override;
+  Precision precision() const override { return precision_; }
 
   teachformer_s::ConvNormAct stem = nullptr;  ///< in_channels -> channels[0], k3 s2
   torch::nn::ModuleList down = nullptr;       ///< stage i >= 1: ConvNormAct k2 s2 (index i - 1)
@@ -188,8 +215,11 @@ class TeachFormerSImpl : public SegmentationModelImpl {
   torch::nn::ModuleList ds_heads = nullptr;      ///< 1^3 conv per deep-supervision output (1/2 first)
 
  private:
+  /// The units a low precision runs, by conv prefix.
+  std::vector<std::pair<std::string, teachformer_s::ConvNormActImpl*>> low_precision_units();
   TeachFormerSOptions options_;
   ModelSpec spec_;
+  Precision precision_ = Precision::kFloat32;
 };
 TORCH_MODULE(TeachFormerS);
 

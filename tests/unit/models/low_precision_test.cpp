@@ -1,0 +1,219 @@
+// Low-precision inference of TeachFormer-S: names, calibration JSON, the int8 and bf16 paths against float32, the
+// calibration contract, model folders with quantization.json, and doctor's description.
+#include "teachformer/models/low_precision.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "model_folder_fixture.hpp"
+#include "teachformer/core/error.hpp"
+#include "teachformer/models/model_folder.hpp"
+#include "teachformer/models/registry.hpp"
+#include "teachformer/models/teachformer_s.hpp"
+#include "test_support.hpp"
+
+namespace teachformer::models {
+namespace {
+
+using ::testing::HasSubstr;
+
+const TapRequest kNone{false, false, false, false};
+
+TEST(LowPrecision, PrecisionNamesRoundTripAndUnknownOnesAreListed) {
+  for (auto p : {Precision::kFloat32, Precision::kBFloat16, Precision::kInt8})
+    EXPECT_EQ(parse_precision(precision_name(p)), p);
+  EXPECT_EQ(parse_precision("float32"), Precision::kFloat32);
+  EXPECT_EQ(parse_precision("bfloat16"), Precision::kBFloat16);
+  try {
+    parse_precision("int4");
+    FAIL() << "no error";
+  } catch (const InvalidArgument& e) {
+    EXPECT_THAT(e.what(), HasSubstr("'int4'"));
+    EXPECT_THAT(e.what(), HasSubstr("fp32, bf16, int8"));
+  }
+}
+
+TEST(LowPrecision, CalibrationJsonRoundTripsAndRejectsBadRanges) {
+  Int8Calibration c;
+  c.input_absmax = {{"encoder.1.0.conv", 3.5f}, {"decoder.1.0.conv", 0.25f}};
+  const Int8Calibration r = int8_calibration_from_json(to_json(c), "test");
+  EXPECT_EQ(r.input_absmax, c.input_absmax);
+  EXPECT_THROW(int8_calibration_from_json(nlohmann::json::object(), "q.json"), FormatError);
+  try {
+    int8_calibration_from_json({{"encoder.1.0.conv", {{"input_absmax", -1.0}}}}, "q.json fold_0");
+    FAIL() << "no error";
+  } catch (const FormatError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("q.json fold_0"));
+    EXPECT_THAT(e.what(), HasSubstr("encoder.1.0.conv"));
+  }
+  EXPECT_THROW(int8_calibration_from_json({{"x", {{"input_absmax", 1.0}, {"extra", 1}}}}, "q"), FormatError);
+}
+
+// A small student with random norm affines, calibrated on random inputs.
+struct Calibrated {
+  std::shared_ptr<TeachFormerSImpl> model;
+  Int8Calibration calibration;
+};
+Calibrated calibrated_student(int64_t size) {
+  torch::manual_seed(7);
+  auto model = std::make_shared<TeachFormerSImpl>(TeachFormerSOptions(2, 3));
+  model->eval();
+  torch::NoGradGuard no_grad;
+  for (auto& p : model->named_parameters())
+    if (p.value().dim() == 1) p.value().add_(torch::randn_like(p.value()) * 0.1);
+  model->start_calibration();
+  for (int i = 0; i < 3; ++i) model->forward(torch::randn({1, 2, size, size, size}), kNone);
+  return {model, model->finish_calibration()};
+}
+
+double relative_error(const torch::Tensor& a, const torch::Tensor& b) {
+  return ((a - b).norm() / b.norm()).item<double>();
+}
+
+TEST(LowPrecision, CalibrationCoversTheUnitsAndDownsamplingsNotTheStem) {
+  const Calibrated c = calibrated_student(32);
+  // The small preset: the three k2 s2 downsamplings, encoder units at 1/4 and 1/8 (depths 0, 1, 1, 0) and one
+  // decoder unit per decoder stage but the finest (fine_decoder_depth 0); not the stem.
+  std::vector<std::string> names;
+  for (const auto& [name, absmax] : c.calibration.input_absmax) {
+    names.push_back(name);
+    EXPECT_GT(absmax, 0.0f) << name;
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"decoder.1.0.conv", "decoder.2.0.conv", "down.0.conv", "down.1.conv",
+                                             "down.2.conv", "encoder.1.0.conv", "encoder.2.0.conv"}));
+}
+
+TEST(LowPrecision, Int8AndBf16StayCloseToFloat32AndFp32ComesBackExactly) {
+  if (!low_precision_support().onednn) GTEST_SKIP() << "this build has no oneDNN";
+  Calibrated c = calibrated_student(32);
+  c10::InferenceMode guard;
+  const torch::Tensor x = torch::randn({1, 2, 32, 32, 32});
+  const torch::Tensor y32 = c.model->forward(x, kNone).logits;
+  c.model->set_precision(Precision::kInt8, &c.calibration);
+  EXPECT_EQ(c.model->precision(), Precision::kInt8);
+  const torch::Tensor y8 = c.model->forward(x, kNone).logits;
+  // Not the float32 path (that would be exact), but close to it.
+  EXPECT_GT(relative_error(y8, y32), 1e-6);
+  EXPECT_LT(relative_error(y8, y32), 0.1);
+  EXPECT_GT((y8.argmax(1) == y32.argmax(1)).to(torch::kDouble).mean().item<double>(), 0.9);
+  c.model->set_precision(Precision::kBFloat16);
+  const torch::Tensor y16 = c.model->forward(x, kNone).logits;
+  EXPECT_GT(relative_error(y16, y32), 1e-7);
+  EXPECT_LT(relative_error(y16, y32), 0.05);
+  c.model->set_precision(Precision::kFloat32);
+  EXPECT_TRUE(torch::equal(c.model->forward(x, kNone).logits, y32));
+}
+
+TEST(LowPrecision, GradModeAndOtherInputSizesKeepWorking) {
+  if (!low_precision_support().onednn) GTEST_SKIP() << "this build has no oneDNN";
+  Calibrated c = calibrated_student(32);
+  torch::Tensor x = torch::randn({1, 2, 32, 32, 32});
+  torch::Tensor y32;
+  {
+    c10::InferenceMode guard;
+    y32 = c.model->forward(x, kNone).logits;
+  }
+  c.model->set_precision(Precision::kInt8, &c.calibration);
+  // Training (grad mode) never runs the low-precision kernels.
+  const torch::Tensor yg = c.model->forward(x, kNone).logits;
+  EXPECT_LT(relative_error(yg.detach(), y32), 1e-4);
+  // A new input shape builds its own primitives; a batch of two gives each sample its own result.
+  c10::InferenceMode guard;
+  const torch::Tensor x2 = torch::randn({2, 2, 48, 32, 16});
+  const torch::Tensor y2 = c.model->forward(x2, kNone).logits;
+  EXPECT_EQ(y2.sizes(), (std::vector<int64_t>{2, 3, 48, 32, 16}));
+  EXPECT_LT(relative_error(y2[1], c.model->forward(x2.narrow(0, 1, 1), kNone).logits[0]), 1e-5);
+}
+
+TEST(LowPrecision, Int8NeedsACalibrationOfEveryLayer) {
+  Calibrated c = calibrated_student(32);
+  EXPECT_THROW(c.model->set_precision(Precision::kInt8, nullptr), InvalidArgument);
+  Int8Calibration partial = c.calibration;
+  partial.input_absmax.erase("encoder.2.0.conv");
+  try {
+    c.model->set_precision(Precision::kInt8, &partial);
+    FAIL() << "no error";
+  } catch (const FormatError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("encoder.2.0.conv"));
+  }
+  // Calibration needs forwards.
+  c.model->start_calibration();
+  EXPECT_THROW(c.model->finish_calibration(), InvalidArgument);
+}
+
+TEST(LowPrecision, OnlyTheStudentHasALowPrecisionPath) {
+  auto unetr = create_model("unetr", {{"in_channels", 1}, {"out_channels", 2}, {"img_size", {32, 32, 32}},
+                                      {"feature_size", 8}, {"hidden_size", 48}, {"mlp_dim", 96}, {"num_heads", 4}});
+  EXPECT_EQ(low_precision_model(*unetr), nullptr);
+  auto student = create_model("teachformer_s", {{"preset", "tiny"}});
+  EXPECT_NE(low_precision_model(*student), nullptr);
+}
+
+TEST(LowPrecision, ModelFolderWithQuantizationJsonLoadsInt8AndExplainsWhatIsMissing) {
+  test::TempDir dir;
+  test::write_tiny_model_folder(dir.path(), {0});
+  const ModelFolder plain = open_model_folder(dir.path());
+  EXPECT_EQ(plain.preferred_precision(), Precision::kFloat32);
+  try {
+    plain.load(0, "best", Precision::kInt8);
+    FAIL() << "no error";
+  } catch (const InvalidArgument& e) {
+    EXPECT_THAT(e.what(), HasSubstr("teachformer quantize"));
+    EXPECT_THAT(e.what(), HasSubstr(dir.path().string()));
+  }
+  // Calibrate the fold's model and write quantization.json as quantize does.
+  auto model = plain.load(0, "best");
+  auto* low = low_precision_model(*model);
+  ASSERT_NE(low, nullptr);
+  {
+    c10::InferenceMode guard;
+    low->start_calibration();
+    model->forward(torch::randn({1, 1, 16, 16, 16}), kNone);
+  }
+  const Int8Calibration calibration = low->finish_calibration();
+  nlohmann::json q = {{"format", "teachformer-quantization"},
+                      {"precision", "int8"},
+                      {"checkpoint", "best"},
+                      {"folds", {{"fold_0", {{"layers", to_json(calibration)}, {"guard", nullptr}}}}}};
+  write_json(dir.path() / "quantization.json", q);
+  const ModelFolder quantized = open_model_folder(dir.path());
+  EXPECT_EQ(quantized.preferred_precision(), Precision::kInt8);
+  EXPECT_EQ(quantized.int8_calibration(0, "best").input_absmax, calibration.input_absmax);
+  EXPECT_THROW(quantized.int8_calibration(0, "final"), InvalidArgument);
+  EXPECT_THROW(quantized.int8_calibration(1, "best"), InvalidArgument);
+  if (low_precision_support().onednn) {
+    auto m8 = quantized.load(0, "best", Precision::kInt8);
+    EXPECT_EQ(low_precision_model(*m8)->precision(), Precision::kInt8);
+  }
+  // A damaged quantization.json is a one-line FormatError naming it when the folder is opened.
+  q["folds"]["fold_0"]["layers"] = {{"encoder.1.0.conv", {{"input_absmax", "big"}}}};
+  write_json(dir.path() / "quantization.json", q);
+  try {
+    open_model_folder(dir.path());
+    FAIL() << "no error";
+  } catch (const FormatError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("quantization.json"));
+  }
+}
+
+TEST(LowPrecision, DoctorLinesNameTheFlagsAndThePaths) {
+  LowPrecisionSupport s;
+  s.avx512_vnni = true;
+  s.onednn = false;
+  auto lines = describe_low_precision(s);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_THAT(lines[0], HasSubstr("AVX512-VNNI yes"));
+  EXPECT_THAT(lines[0], HasSubstr("AVX512-BF16 no"));
+  EXPECT_THAT(lines[1], HasSubstr("no oneDNN"));
+  s.onednn = true;
+  s.onednn_isa = "avx512_core_vnni";
+  lines = describe_low_precision(s);
+  EXPECT_THAT(lines[1], HasSubstr("int8 (teachformer quantize): AVX512-VNNI dot products"));
+  EXPECT_THAT(lines[1], HasSubstr("bf16: no bf16 instructions"));
+  EXPECT_TRUE(s.int8_fast());
+  EXPECT_FALSE(s.bf16_fast());
+}
+
+}  // namespace
+}  // namespace teachformer::models
