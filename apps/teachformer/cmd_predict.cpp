@@ -18,7 +18,7 @@ namespace teachformer::app {
 
 void register_predict(CLI::App& parent) {
   auto* cmd = parent.add_subcommand("predict", "Segment cases with a trained model folder");
-  static std::string input, output, model_dir, checkpoint = "best", device = "cpu";
+  static std::string input, output, model_dir, checkpoint = "best", device = "cpu", precision;
   static std::vector<int> folds;
   static double overlap = 0.5;
   static int64_t sw_batch = 1;
@@ -41,6 +41,10 @@ void register_predict(CLI::App& parent) {
                 "Also write {case}_detection.nii.gz: PI-CAI lesion candidates from the foreground probability");
   cmd->add_flag("--continue", resume, "Skip cases whose {case}.nii.gz already exists");
   cmd->add_option("--device", device, "cpu, cuda, cuda:N or auto")->capture_default_str();
+  cmd->add_option("--precision", precision,
+                  "CPU arithmetic: fp32, bf16 (needs oneDNN; fast with AVX512-BF16/AMX) or int8 (a folder written by "
+                  "teachformer quantize). Default: the folder's own (int8 when quantized, else fp32)")
+      ->check(CLI::IsMember({"fp32", "bf16", "int8"}));
   cmd->add_option("--format", formats,
                   "Output formats: nifti ({case}.nii.gz), dicom-seg ({case}.dcm, a DICOM Segmentation object on the "
                   "reference series; DICOM input only); repeat or comma-separate for both")
@@ -63,7 +67,10 @@ void register_predict(CLI::App& parent) {
     o.mirror = tta;
     o.probabilities = probabilities || detection;
     o.device = device;
+    o.precision = precision;
     const inference::Predictor predictor(model_dir, o);
+    if (predictor.precision() != models::Precision::kFloat32)
+      std::fprintf(stderr, "predict: %s inference\n", models::precision_name(predictor.precision()).c_str());
     data::DicomDatasetOptions dicom;
     dicom.series_patterns = series_patterns;
     if (suv_scale > 0) dicom.read.suv_scale = suv_scale;
@@ -110,9 +117,9 @@ void register_predict(CLI::App& parent) {
       bar.advance();
     }
     bar.finish();
-    std::printf("predict: %lld case(s) in %.1f s (%.2f s/case), %lld skipped, folds %zu -> %s\n", (long long)done,
+    std::printf("predict: %lld case(s) in %.1f s (%.2f s/case), %lld skipped, folds %zu, %s -> %s\n", (long long)done,
                 total, done ? total / double(done) : 0.0, (long long)skipped, predictor.folds().size(),
-                output.c_str());
+                models::precision_name(predictor.precision()).c_str(), output.c_str());
     return 0;
   }, graceful_stop("--continue"));
 }

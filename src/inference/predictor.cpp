@@ -29,8 +29,12 @@ Predictor::Predictor(const fs::path& model_dir, PredictOptions options)
   folds_ = options_.folds.empty() ? folder_.folds : options_.folds;
   TF_CHECK(!folds_.empty(), IoError, "model folder '", model_dir.string(), "' has no trained fold (fold_N/checkpoint_",
            options_.checkpoint, ".safetensors)");
+  precision_ = options_.precision.empty() ? folder_.preferred_precision() : models::parse_precision(options_.precision);
+  TF_CHECK(precision_ == models::Precision::kFloat32 || device_.is_cpu(), InvalidArgument, "precision ",
+           models::precision_name(precision_), " runs on the CPU only; use --precision fp32 with device ",
+           options_.device);
   for (int f : folds_) {
-    auto m = folder_.load(f, options_.checkpoint);
+    auto m = folder_.load(f, options_.checkpoint, precision_);
     m->to(device_);
     m->eval();
     models_.push_back(m);

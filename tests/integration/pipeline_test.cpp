@@ -94,6 +94,54 @@ TEST_F(Pipeline, TrainDistillPredictEvaluate) {
   EXPECT_NE(r.output.find("6 skipped"), std::string::npos) << r.output;
 }
 
+TEST_F(Pipeline, QuantizeWritesAnInt8FolderThatPredictUses) {
+  const auto& d = *dir_;
+  auto r = run_cli("-q train -d " + q(d / "pre") + " -m teachformer_s -f 0 --folds 3 --preset tiny -o " +
+                   q(d / "student_q"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  // predict --precision int8 on a float32 folder says what to do.
+  r = run_cli("-q predict -i " + q(d / "raw") + " -o " + q(d / "pred_bad") + " -m " + q(d / "student_q") +
+              " --precision int8");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("teachformer quantize"), std::string::npos) << r.output;
+  // The guard's thresholds are loose: a model trained for a few steps is not what it checks here.
+  r = run_cli("-q quantize " + q(d / "student_q") + " --calibration 4 --max-dice-drop 1 --min-agreement 0");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const fs::path out = d.path().string() + "/student_q_int8";
+  EXPECT_NE(r.output.find("quantize: fold 0: 4 patches"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("foreground agreement"), std::string::npos) << r.output;
+  const auto qj = read_json(out / "quantization.json");
+  EXPECT_EQ(qj.at("precision"), "int8");
+  EXPECT_EQ(qj.at("calibration").at("patches"), 4);
+  const auto& fold = qj.at("folds").at("fold_0");
+  EXPECT_GE(fold.at("layers").size(), 1u);
+  EXPECT_EQ(fold.at("guard").at("cases").size(), 2u);  // 6 cases, 3 folds: fold 0 validates on 2
+  for (const char* k : {"dice_fp32", "dice_int8", "foreground_agreement"})
+    EXPECT_TRUE(fold.at("guard").at(k).is_number()) << k;
+  for (const char* f : {"config.json", "plan.json", "dataset.json", "fold_0/checkpoint_best.safetensors"})
+    EXPECT_TRUE(fs::exists(out / f)) << f;
+  EXPECT_FALSE(fs::exists(out / "fold_0" / "checkpoint_latest.safetensors"));
+  // No temporaries are left beside it; a second run refuses to overwrite, and a quantized folder is not re-quantized.
+  for (const auto& e : fs::directory_iterator(d.path()))
+    EXPECT_EQ(e.path().filename().string().rfind(".tmp-", 0), std::string::npos) << e.path();
+  r = run_cli("-q quantize " + q(d / "student_q") + " --calibration 4");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("already exists"), std::string::npos) << r.output;
+  r = run_cli("-q quantize " + q(out) + " -o " + q(d / "twice"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("already quantized"), std::string::npos) << r.output;
+  // predict uses int8 by default on the quantized folder, fp32 when asked; both write every case.
+  r = run_cli("predict -i " + q(d / "raw") + " -o " + q(d / "pred_int8") + " -m " + q(out));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("folds 1, int8"), std::string::npos) << r.output;
+  r = run_cli("predict -i " + q(d / "raw") + " -o " + q(d / "pred_fp32") + " -m " + q(out) + " --precision fp32");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("folds 1, fp32"), std::string::npos) << r.output;
+  int64_t files = 0;
+  for (const auto& e : fs::directory_iterator(d / "pred_int8")) files += e.path().extension() == ".gz";
+  EXPECT_EQ(files, 6);
+}
+
 TEST_F(Pipeline, BadArgumentsGiveOneClearLine) {
   const auto& d = *dir_;
   auto r = run_cli("-q train -d " + q(d / "pre") + " -m unetr --preset tiny --channels MRI -o " + q(d / "x"));

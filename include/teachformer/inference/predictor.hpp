@@ -31,6 +31,9 @@ struct PredictOptions {
   bool probabilities = false;
   /// "cpu", "cuda", ... (see core/device.hpp).
   std::string device = "cpu";
+  /// Arithmetic of the CPU forward: "fp32", "bf16" or "int8" (models/low_precision.hpp); empty = the folder's own
+  /// (int8 for a folder written by `teachformer quantize`, else fp32).
+  std::string precision;
 };
 
 /// One predicted case.
@@ -62,6 +65,8 @@ class Predictor {
   const models::ModelFolder& folder() const { return folder_; }
   /// Folds in use.
   const std::vector<int>& folds() const { return folds_; }
+  /// The precision the models run at.
+  models::Precision precision() const { return precision_; }
 
  private:
   models::ModelFolder folder_;
@@ -70,6 +75,7 @@ class Predictor {
   std::vector<models::SegmentationModel> models_;
   std::vector<int64_t> channel_indices_;
   c10::Device device_;
+  models::Precision precision_ = models::Precision::kFloat32;
 };
 
 /// Cases of `input`: a dataset in any supported layout (all cases, labelled or not), DICOM studies (series matched
