@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common.hpp"
+#include "teachformer/models/low_precision.hpp"
 #include "teachformer/core/error.hpp"
 #include "teachformer/core/fs.hpp"
 #include "teachformer/core/json.hpp"
@@ -44,7 +45,7 @@ struct Args {
   std::string models, teachers;
   std::vector<std::string> inputs;
   std::string patch, window_case, what = "forward,train,distill,window,e2e", format = "markdown", output, work_dir;
-  std::string student = "teachformer_s";
+  std::string student = "teachformer_s", precision = "fp32";
   int repeats = 0;
   double budget = -1, min_time = -1, bbox_mm = 0, memory_limit_gb = 0, timeout = 1800, overlap = 0.5;
   bool quick = false;
@@ -80,6 +81,9 @@ bench::BenchOptions to_options(const Args& a) {
   for (const auto& n : split_names(a.models, "--models")) o.models.push_back(make(n));
   for (const auto& n : split_names(a.teachers, "--teachers")) o.teachers.push_back(make(n));
   o.student = a.student;
+  o.precisions.clear();
+  for (const auto& p : split_names(a.precision, "--precision"))
+    o.precisions.push_back(models::precision_name(models::parse_precision(p)));
   o.repeats = a.repeats > 0 ? a.repeats : (a.quick ? 1 : 3);
   o.budget_s = a.budget >= 0 ? a.budget : (a.quick ? 2.0 : 20.0);
   o.min_s = a.min_time >= 0 ? a.min_time : (a.quick ? 0.0 : 3.0);
@@ -131,6 +135,10 @@ void register_bench(CLI::App& parent) {
                   "each model's paper patch (96^3; 144^3 for hdenseformer; --quick: 32^3)");
   cmd->add_option("--what", a.what, "Sections: forward, train, distill, window, e2e, ddp (comma-separated; ddp: the "
                   "training step of 1 and 2 local ranks, 1 thread each)")
+      ->capture_default_str();
+  cmd->add_option("--precision", a.precision,
+                  "Forward precisions, comma-separated: fp32, bf16, int8 (bf16/int8 rows for models with that path, "
+                  "beside their fp32 row, with the agreement of their output with fp32's)")
       ->capture_default_str();
   cmd->add_option("--format", a.format, "Output on stdout: markdown, csv or json (an array, one object per model and "
                                         "input)")

@@ -7,6 +7,7 @@
 #include <torch/version.h>
 
 #include "common.hpp"
+#include "teachformer/models/low_precision.hpp"
 #include "teachformer/core/device.hpp"
 #include "teachformer/core/runtime.hpp"
 #include "teachformer/io/dicom.hpp"
@@ -56,6 +57,10 @@ void register_doctor(CLI::App& parent) {
       const std::string advice = blas_kernel_advice(blas.core, coretype, __builtin_cpu_supports("avx512f") != 0,
                                                     __builtin_cpu_supports("avx2") != 0);
       if (!advice.empty()) std::printf("WARNING     %s\n", advice.c_str());
+    }
+    {
+      const auto lines = models::describe_low_precision(models::low_precision_support());
+      for (size_t i = 0; i < lines.size(); ++i) std::printf("%s%s\n", i ? "            " : "bf16/int8   ", lines[i].c_str());
     }
     std::printf("ITK         %s\n", io::itk_version().c_str());
     std::printf("DCMTK       %s\n", io::dcmtk_version().c_str());

@@ -29,6 +29,7 @@
 #include "teachformer/data/dataset.hpp"
 #include "teachformer/data/synth.hpp"
 #include "teachformer/dist/launcher.hpp"
+#include "teachformer/models/low_precision.hpp"
 #include "teachformer/models/registry.hpp"
 #include "teachformer/models/weights.hpp"
 #include "teachformer/version.hpp"
@@ -546,7 +547,7 @@ class Runner {
             {"sections", sections},   {"student", o_.student},         {"repeats", o_.repeats},
             {"budget_s", o_.budget_s}, {"min_s", o_.min_s}, {"window_case", shape_string(o_.window_case)},
             {"overlap", o_.overlap},  {"e2e_bbox_mm", o_.e2e_bbox_mm}, {"threads", o_.threads},
-            {"memory_limit_mb", o_.memory_limit_mb}, {"seed", o_.seed}};
+            {"memory_limit_mb", o_.memory_limit_mb}, {"seed", o_.seed}, {"precisions", precisions()}};
   }
 
   Json task(const std::string& kind) const {
@@ -560,11 +561,13 @@ class Runner {
   }
 
   // The row of a model and input, created on first use (rows are put in model order at the end).
-  Json& row(const BenchModel& m, const std::vector<int64_t>& input) {
+  Json& row(const BenchModel& m, const std::vector<int64_t>& input, const std::string& precision = "fp32") {
     const std::string in = shape_string(input);
     for (auto& r : rows_)
-      if (r.first == m.name && r.second["input"] == in) return r.second;
-    rows_.push_back({m.name, {{"model", m.name}, {"key", m.key}, {"input", in}, {"notes", Json::array()}}});
+      if (r.first == m.name && r.second["input"] == in && r.second["precision"] == precision) return r.second;
+    rows_.push_back({m.name,
+                     {{"model", m.name}, {"key", m.key}, {"input", in}, {"precision", precision},
+                      {"notes", Json::array()}}});
     return rows_.back().second;
   }
 
@@ -642,27 +645,49 @@ class Runner {
         if (o_.log) o_.log("bench forward " + m.name + " " + shape_string(in) + ": skipped: " + why);
         continue;
       }
-      Json t = task("forward");
-      t["model"] = to_json(m);
-      t["input"] = in;
-      const Json r = run_task(t, &m, "forward " + m.name + " " + shape_string(in));
-      Json& row2 = row(m, in);
-      if (!ok(row2, r, "forward")) {
-        row2["error"] = r["error"];
-        continue;
-      }
-      copy_common(row2, r);
-      row2["gflops"] = r["gflops"];
-      row2["forward_s"] = r["seconds"];
-      row2["forward_runs"] = r["runs"];
-      row2["forward_cpu_s"] = r["cpu_s"];
-      row2["peak_rss_mb"] = r["peak_rss_mb"];
-      if (r.contains("max_rss_mb")) row2["max_rss_mb"] = r["max_rss_mb"];
-      const double s = r["seconds"].get<double>();
-      if (s > 0) {
-        row2["gflops_per_s"] = r["gflops"].get<double>() / s;
-        if (matmul_ > 0) row2["matmul_fraction"] = r["gflops"].get<double>() / s / matmul_;
-      }
+      for (const std::string& precision : precisions()) forward_at(m, in, precision);
+    }
+  }
+
+  // fp32 first; each other precision once.
+  std::vector<std::string> precisions() const {
+    std::vector<std::string> out{"fp32"};
+    for (const auto& p : o_.precisions) {
+      const std::string name = models::precision_name(models::parse_precision(p));
+      if (std::find(out.begin(), out.end(), name) == out.end()) out.push_back(name);
+    }
+    return out;
+  }
+
+  void forward_at(const BenchModel& m, const std::vector<int64_t>& in, const std::string& precision) {
+    const bool low = precision != "fp32";
+    Json t = task("forward");
+    t["model"] = to_json(m);
+    t["input"] = in;
+    t["precision"] = precision;
+    const Json r = run_task(t, &m, "forward " + m.name + " " + shape_string(in) + (low ? " " + precision : ""));
+    if (low && r.value("skipped", false)) {
+      // No such path for this model: it is measured at fp32 only.
+      row(m, in)["notes"].push_back(precision + " skipped: " + r.value("error", std::string()));
+      return;
+    }
+    Json& row2 = row(m, in, precision);
+    if (!ok(row2, r, "forward")) {
+      row2["error"] = r["error"];
+      return;
+    }
+    copy_common(row2, r);
+    row2["gflops"] = r["gflops"];
+    row2["forward_s"] = r["seconds"];
+    row2["forward_runs"] = r["runs"];
+    row2["forward_cpu_s"] = r["cpu_s"];
+    row2["peak_rss_mb"] = r["peak_rss_mb"];
+    for (const char* k : {"max_rss_mb", "agreement_vs_fp32", "rel_error_vs_fp32"})
+      if (r.contains(k)) row2[k] = r[k];
+    const double s = r["seconds"].get<double>();
+    if (s > 0) {
+      row2["gflops_per_s"] = r["gflops"].get<double>() / s;
+      if (matmul_ > 0) row2["matmul_fraction"] = r["gflops"].get<double>() / s / matmul_;
     }
   }
 

@@ -89,7 +89,10 @@ inline constexpr const char* kBenchResultMarker = "TF_BENCH_RESULT ";
 /// timed run starts once the timed runs took this long; default 20), "min_s" (more timed runs, up to 50, until they
 /// took this long, so the median of a fast measurement is not at the mercy of one noisy moment; default 0), "seed"
 /// (default 0), plus per task:
-///   forward: "model" (BenchModel JSON), "input" [B, C, D, H, W]
+///   forward: "model" (BenchModel JSON), "input" [B, C, D, H, W], "precision" ("fp32" default, "bf16", "int8": int8
+///            is calibrated on 4 random inputs of the same shape; the result adds "agreement_vs_fp32" (share of
+///            voxels whose argmax class equals float32's) and "rel_error_vs_fp32" (||y - y32|| / ||y32|| of the
+///            logits), on a fifth random input; a model without the path gives {"skipped": true})
 ///   train:   "model", "input"
 ///   distill: "mode" ("student", "cached" or "live"), "model" (the student), "input", "teachers" [BenchModel JSON]
 ///   window:  "model", "case" [C, D, H, W], "roi" [D, H, W], "overlap"
@@ -187,6 +190,9 @@ struct BenchOptions {
   double memory_limit_mb = 0;
   /// Seed of model initialisation, inputs and the synthetic case.
   uint64_t seed = 0;
+  /// Precisions of the forward section ("fp32", "bf16", "int8"; models/low_precision.hpp). fp32 rows are always
+  /// measured; a model without a low-precision path gets a note instead of a bf16/int8 row. Default {"fp32"}.
+  std::vector<std::string> precisions{"fp32"};
   /// Size n of the n x n float32 matmul whose GFLOP/s is the machine's peak.
   int matmul_size = 2048;
   /// Runs the tasks (required; see child_process_runner).
@@ -220,9 +226,10 @@ BenchReport run_bench(const BenchOptions& options);
 /// "matmul_size", "matmul_gflops", "teachformer", "date" (UTC)}.
 nlohmann::json describe_machine(double matmul_gflops, int matmul_size);
 
-/// The bench's targets on `rows`: student forward >= 20x faster than UNETR and >= 100x faster than SwinUNETR-48 at the
-/// same input; end-to-end case <= 2 s; student end-to-end peak RSS <= 1024 MiB; cached distillation step <= 1.3x the
-/// student-only step; student >= 30% of `matmul_gflops`.
+/// The bench's targets on `rows`: student forward (fp32) >= 50x faster than UNETR and >= 100x faster than SwinUNETR-48
+/// at the same input; student int8 forward >= 2x faster than its fp32 forward at the same input; end-to-end case
+/// <= 1 s; student end-to-end peak RSS <= 1024 MiB; cached distillation step <= 1.3x the student-only step; student
+/// >= 30% of `matmul_gflops`.
 std::vector<nlohmann::json> evaluate_targets(const std::vector<nlohmann::json>& rows, const std::string& student,
                                              double matmul_gflops);
 

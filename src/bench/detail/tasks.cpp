@@ -21,6 +21,7 @@
 #include "teachformer/inference/sliding_window.hpp"
 #include "teachformer/io/image_io.hpp"
 #include "teachformer/losses/deep_supervision.hpp"
+#include "teachformer/models/low_precision.hpp"
 #include "teachformer/models/model_info.hpp"
 #include "teachformer/models/registry.hpp"
 #include "teachformer/bench/bench.hpp"
@@ -249,10 +250,33 @@ Json bench_forward(const Json& task) {
   const BenchModel m = bench_model_from_json(field<Json>(task, "model"));
   const auto input = input_shape(task);
   const Timing t = timing(task);
+  const models::Precision precision = models::parse_precision(field_or<std::string>(task, "precision", "fp32"));
   torch::manual_seed(t.seed);
   Built b = build(m, input);
   if (b.rejected) return skipped(b.facts, *b.rejected);
   Json out = b.facts;
+  out["precision"] = models::precision_name(precision);
+  const models::TapRequest none{false, false, false, false};
+  torch::Tensor probe, reference;
+  if (precision != models::Precision::kFloat32) {
+    models::LowPrecisionModel* low = models::low_precision_model(*b.model);
+    if (!low) return skipped(b.facts, "model " + m.name + " has no " + models::precision_name(precision) + " path");
+    b.model->eval();
+    c10::InferenceMode guard;
+    // Random weights, random inputs: the calibration and the comparison only make the timed model a faithful one.
+    if (precision == models::Precision::kInt8) {
+      low->start_calibration();
+      for (int i = 0; i < 4; ++i) b.model->forward(torch::randn(input), none);
+      const models::Int8Calibration calibration = low->finish_calibration();
+      probe = torch::randn(input);
+      reference = b.model->forward(probe, none).logits;
+      low->set_precision(precision, &calibration);
+    } else {
+      probe = torch::randn(input);
+      reference = b.model->forward(probe, none).logits;
+      low->set_precision(precision);
+    }
+  }
   out["rss_model_mb"] = current_rss_mib();
   // describe_model's counted forward doubles as the warm-up.
   const models::ModelInfo info = models::describe_model(*b.model, input);
@@ -261,8 +285,12 @@ Json bench_forward(const Json& task) {
   out["output_shape"] = info.output_shape;
   b.model->eval();
   c10::InferenceMode guard;
+  if (reference.defined()) {
+    const torch::Tensor y = b.model->forward(probe, none).logits;
+    out["agreement_vs_fp32"] = (y.argmax(1) == reference.argmax(1)).to(torch::kDouble).mean().item<double>();
+    out["rel_error_vs_fp32"] = ((y - reference).norm() / reference.norm().clamp_min(1e-30)).item<double>();
+  }
   const torch::Tensor x = torch::randn(input);
-  const models::TapRequest none{false, false, false, false};
   out = merge(out, timing_result(timed_runs([&] { b.model->forward(x, none); }, t)));
   out["peak_rss_mb"] = peak_rss_mib();
   return out;
