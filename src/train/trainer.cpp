@@ -16,6 +16,7 @@
 #include "teachformer/core/progress.hpp"
 #include "teachformer/dist/gradient_reducer.hpp"
 #include "teachformer/dist/process_group.hpp"
+#include "teachformer/inference/ensemble.hpp"
 #include "teachformer/io/safetensors.hpp"
 #include "teachformer/models/state_dict.hpp"
 #include "teachformer/train/validation.hpp"
@@ -389,7 +390,9 @@ ValidationResult Trainer::validate(int64_t epoch) {
       torch::NoGradGuard no_grad;
       probs = predictor_(*model_, c->image);
     }
-    dice[i] = mean_foreground_dice(probs.argmax(0), c->label, model_->spec().out_channels);
+    // The blocked argmax kernel of prediction (LibTorch 1.13's argmax over dim 0 is several times slower on CPU).
+    dice[i] = mean_foreground_dice(inference::argmax_labels(probs).to(c->label.device()), c->label,
+                                   model_->spec().out_channels);
   }
   if (group_) dice = dist::allreduce_sum(*group_, dice);  // each case was computed by exactly one rank
   model_->train();
