@@ -23,7 +23,7 @@ struct Plan {
   dnnl::convolution_forward conv;
   dnnl::reorder src_reorder, dst_reorder;
   dnnl::memory::desc user_src, user_dst;
-  dnnl::memory src, dst;
+  dnnl::memory src, dst, weights;
   bool dst_plain = false;
   std::vector<int64_t> out_sizes;
 };
@@ -41,7 +41,6 @@ struct LowPrecisionConv3d::Impl {
   std::vector<int64_t> stride, padding;
   std::mutex mutex;
   std::map<std::vector<int64_t>, Plan> plans;
-  std::map<std::vector<int64_t>, dnnl::memory> weights;  // per weights layout chosen by a plan (usually one)
 
   Plan& plan(torch::IntArrayRef in_sizes) {
     const std::vector<int64_t> key(in_sizes.begin(), in_sizes.end());
@@ -78,29 +77,24 @@ struct LowPrecisionConv3d::Impl {
       p.src_reorder = dnnl::reorder(dnnl::reorder::primitive_desc(engine, p.user_src, engine, pd.src_desc(), src_attr));
       if (!p.dst_plain)
         p.dst_reorder = dnnl::reorder(dnnl::reorder::primitive_desc(engine, pd.dst_desc(), engine, p.user_dst));
-      // Weights in the layout this primitive wants, converted once.
+      // Weights in the layout this primitive wants: shared with an earlier plan that wants the same layout.
       const dnnl::memory::desc wdesc = pd.weights_desc();
-      std::vector<int64_t> wkey{int64_t(weights.size())};
-      bool have = false;
-      for (auto& [k2, mem] : weights)
-        if (mem.get_desc() == wdesc) have = true, wkey = k2;
-      if (!have) {
+      for (auto& [k2, other] : plans)
+        if (other.weights.get_desc() == wdesc) p.weights = other.weights;
+      if (!p.weights) {
         dnnl::memory user_w({wei_dims, dt::f32, tag::oidhw}, engine, weight_f32.data_ptr());
-        dnnl::memory w(wdesc, engine);
-        dnnl::reorder(user_w, w).execute(stream, user_w, w);
+        p.weights = dnnl::memory(wdesc, engine);
+        dnnl::reorder(user_w, p.weights).execute(stream, user_w, p.weights);
         stream.wait();
-        weights.emplace(wkey, w);
       }
       p.conv = dnnl::convolution_forward(pd);
       p.out_sizes = out;
-      weight_key_of[key] = wkey;
     } catch (const dnnl::error& e) {
       TF_THROW(InvalidArgument, "low-precision conv3d: oneDNN has no ", precision_name(precision),
                " convolution kernel for input ", key, " on this CPU (", e.what(), "); use --precision fp32");
     }
     return plans.emplace(key, std::move(p)).first->second;
   }
-  std::map<std::vector<int64_t>, std::vector<int64_t>> weight_key_of;
 };
 
 LowPrecisionConv3d::LowPrecisionConv3d(const torch::Tensor& weight, std::vector<int64_t> stride,
@@ -148,9 +142,8 @@ torch::Tensor LowPrecisionConv3d::forward(const torch::Tensor& input) {
   torch::Tensor y = torch::empty(p.out_sizes, x.options());
   dnnl::memory user_src(p.user_src, m.engine, x.data_ptr());
   dnnl::memory user_dst(p.user_dst, m.engine, y.data_ptr());
-  dnnl::memory& w = m.weights.at(m.weight_key_of.at(std::vector<int64_t>(x.sizes().begin(), x.sizes().end())));
   p.src_reorder.execute(m.stream, user_src, p.src);
-  p.conv.execute(m.stream, {{DNNL_ARG_SRC, p.src}, {DNNL_ARG_WEIGHTS, w}, {DNNL_ARG_DST, p.dst_plain ? user_dst : p.dst}});
+  p.conv.execute(m.stream, {{DNNL_ARG_SRC, p.src}, {DNNL_ARG_WEIGHTS, p.weights}, {DNNL_ARG_DST, p.dst_plain ? user_dst : p.dst}});
   if (!p.dst_plain) p.dst_reorder.execute(m.stream, p.dst, user_dst);
   m.stream.wait();
   nn::count_macs("conv", y.numel() * m.weight_f32[0].numel());
