@@ -17,6 +17,7 @@ void register_experiment(CLI::App& parent) {
   static pipeline::ExperimentOptions o;
   static std::string dir = "experiments/demo", data, distill_config, run_job;
   static std::vector<int64_t> seeds{0};
+  static std::vector<std::string> custom_students;
   cmd->add_option("-o,--output", dir, "Experiment folder (re-running resumes it)")->capture_default_str();
   cmd->add_option("--preset", o.preset, "tiny, demo (this CPU, minutes), paper-hecktor or paper-picai (GPU)")
       ->check(CLI::IsMember(pipeline::experiment_presets()))
@@ -47,6 +48,10 @@ void register_experiment(CLI::App& parent) {
                   "Students (default: the preset's ladder): student_alone, hinton, hinton_coarse, hinton_fine, "
                   "multi_no_staging, teachformer, at, single_teacher, teachformer_t, teachformer_unlabelled")
       ->delimiter(',');
+  cmd->add_option("--student", custom_students,
+                  "A student of your own, NAME=JSON (repeatable): a distill config inline or in a file, e.g. "
+                  "kd4='{\"strategy\": \"hinton\", \"temperature\": 4}'; keys of its own: single_teacher, "
+                  "learns_from. Trained on the same batches and compared with student_alone like the ladder's");
   cmd->add_option("--teacher-epochs", o.teacher_epochs,
                   "Epoch budget of each teacher; early stopping on validation Dice ends sooner (default: the preset's)")
       ->check(CLI::PositiveNumber);
@@ -84,6 +89,8 @@ void register_experiment(CLI::App& parent) {
       TF_CHECK(s >= 0, InvalidArgument, "--seeds: seeds must be >= 0, got ", s);
       o.seeds.push_back(uint64_t(s));
     }
+    o.custom_students.clear();
+    for (const auto& spec : custom_students) o.custom_students.push_back(pipeline::custom_student_variant(spec));
     if (!distill_config.empty()) o.distill_config = json_from_string_or_file(distill_config);
     TF_CHECK(o.distill_config.is_object(), ConfigError, "-c/--distill-config must be a JSON object");
     if (o.jobs > 1) {

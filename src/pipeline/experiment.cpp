@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <map>
@@ -22,6 +23,8 @@
 #include "teachformer/data/splits.hpp"
 #include "teachformer/data/synth.hpp"
 #include "teachformer/data/verify.hpp"
+#include "teachformer/distill/distill_loss.hpp"
+#include "teachformer/distill/strategy.hpp"
 #include "teachformer/inference/predictor.hpp"
 #include "teachformer/io/image_io.hpp"
 #include "teachformer/metrics/picai.hpp"
@@ -569,7 +572,7 @@ std::pair<ModelRecord, Stage> student_stage(const SeedContext& s, const StudentV
                       o.student_epochs > 0 ? o.student_epochs : s.plan.student_epochs, s.seed);
   Json dc = train::merge_config(o.distill_config, v.distill_config);
   if (!dc.empty()) spec.job.config = {{"distill", dc}};
-  spec.distill.strategy = v.strategy;
+  if (!v.strategy.empty()) spec.distill.strategy = v.strategy;
   spec.distill.cache = o.cache;
   if (v.unlabelled) {
     TF_CHECK(!s.d.unlabelled.empty(), InvalidArgument, "student '", v.name,
@@ -702,11 +705,18 @@ void predict_and_score_models(const SeedContext& s, SeedOutcome& out) {
   bar.finish();
 }
 
+// The ladder's students and the user's.
+std::vector<StudentVariant> all_variants(const ExperimentOptions& o) {
+  auto v = student_variants(o.variant_temperature);
+  v.insert(v.end(), o.custom_students.begin(), o.custom_students.end());
+  return v;
+}
+
 SeedOutcome run_seed(const ExperimentOptions& o, const PresetPlan& plan, const DataSet& d, uint64_t seed,
                      const std::vector<std::string>& students) {
   const SeedContext s{o, plan, d, seed, o.dir / ("seed_" + std::to_string(seed)),
                       " (seed " + std::to_string(seed) + ")"};
-  const auto variants = student_variants(o.variant_temperature);
+  const auto variants = all_variants(o);
   std::vector<ModelRecord> teachers = train_teachers(s);
   // The student alone first: the teachers are checked against it (on validation only).
   const ModelRecord alone = train_student_alone(s, variants);
@@ -759,6 +769,67 @@ std::vector<StudentVariant> student_variants(double variant_temperature) {
   };
 }
 
+StudentVariant custom_student_variant(const std::string& spec) {
+  const auto eq = spec.find('=');
+  TF_CHECK(eq != std::string::npos && eq > 0 && eq + 1 < spec.size(), ConfigError, "--student '", spec,
+           "': expected NAME=JSON (a distill config inline or in a file), e.g. kd4='{\"strategy\": \"hinton\", "
+           "\"temperature\": 4}'");
+  StudentVariant v;
+  v.name = spec.substr(0, eq);
+  for (const char c : v.name)
+    TF_CHECK(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-', ConfigError, "--student '", v.name,
+             "': a name has letters, digits, '_' and '-' only");
+  for (const auto& b : student_variants())
+    TF_CHECK(b.name != v.name, ConfigError, "--student '", v.name,
+             "': that is a built-in student (give it with --students); choose another name");
+  Json j;
+  try {
+    j = json_from_string_or_file(spec.substr(eq + 1));
+  } catch (const Error& e) {
+    TF_THROW(ConfigError, "--student '", v.name, "': ", e.what());
+  }
+  TF_CHECK(j.is_object(), ConfigError, "--student '", v.name, "': the definition must be a JSON object, got ", j.dump());
+  if (j.contains("single_teacher")) {
+    TF_CHECK(j["single_teacher"].is_boolean(), ConfigError, "--student '", v.name, "': single_teacher must be true or false");
+    v.single_teacher = j["single_teacher"].get<bool>();
+    j.erase("single_teacher");
+  }
+  std::string learns_from;
+  if (j.contains("learns_from")) {
+    TF_CHECK(j["learns_from"].is_string(), ConfigError, "--student '", v.name, "': learns_from must be a string");
+    learns_from = j["learns_from"].get<std::string>();
+    j.erase("learns_from");
+  }
+  if (!j.contains("strategy")) j["strategy"] = "teachformer";
+  distill::DistillOptions d;
+  try {
+    d = distill::distill_options_from_json(j);
+  } catch (const Error& e) {
+    TF_THROW(ConfigError, "--student '", v.name, "': ", e.what());
+  }
+  TF_CHECK(d.strategy.needs_teachers(), ConfigError, "--student '", v.name,
+           "': its strategy uses no teacher term (kd, attn_coarse, attn_fine, attn_probs); it would be the lone "
+           "student again");
+  v.distill_config = j;  // the strategy travels in the config
+  if (!learns_from.empty()) {
+    v.terms = learns_from;
+  } else {
+    const std::vector<std::pair<const char*, const char*>> shown{{distill::kTermGt, "gt"},
+                                                                  {distill::kTermKd, "kd"},
+                                                                  {distill::kTermAttnCoarse, "coarse"},
+                                                                  {distill::kTermAttnFine, "fine"},
+                                                                  {distill::kTermAttnProbs, "probs"}};
+    for (const auto& [term, text] : shown)
+      if (d.strategy.uses(term)) v.terms += (v.terms.empty() ? "" : "+") + std::string(text);
+    if (d.strategy.stages.size() > 1) v.terms += ", staged";
+    char t[48];
+    std::snprintf(t, sizeof t, ", T=%g", d.temperature);
+    if (d.temperature != 1.0) v.terms += t;
+    if (v.single_teacher) v.terms += ", best teacher only";
+  }
+  return v;
+}
+
 std::vector<std::string> default_students(const std::string& preset, bool with_unlabelled) {
   std::vector<std::string> s{"student_alone", "hinton", "hinton_coarse", "hinton_fine", "multi_no_staging",
                              "teachformer", "single_teacher", "teachformer_t"};
@@ -784,7 +855,12 @@ ExperimentResult run_experiment(const ExperimentOptions& o) {
   std::vector<std::string> students = o.students.empty() ? default_students(o.preset, o.unlabelled_cases > 0) : o.students;
   if (std::find(students.begin(), students.end(), "student_alone") == students.end())
     students.insert(students.begin(), "student_alone");  // the reference every student is compared with
-  for (const auto& s : students) variant(student_variants(o.variant_temperature), s);
+  std::set<std::string> custom_names;
+  for (const auto& c : o.custom_students) {
+    TF_CHECK(custom_names.insert(c.name).second, InvalidArgument, "--student: '", c.name, "' is defined twice");
+    if (std::find(students.begin(), students.end(), c.name) == students.end()) students.push_back(c.name);
+  }
+  for (const auto& s : students) variant(all_variants(o), s);
   fs::create_directories(o.dir);
   const FolderLock lock(o.dir, "experiment folder", FolderLock::Mode::Refuse);
   // What a killed run was writing anywhere in the folder (phantoms, stage records, predictions, results).

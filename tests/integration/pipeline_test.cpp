@@ -206,6 +206,24 @@ TEST(Experiment, TinyPresetPrintsTheComparisonTableAndReusesOnlyWhatMatches) {
   auto again = run_cli("experiment --preset tiny -o " + q(dir / "exp") + args);
   ASSERT_EQ(again.exit_code, 0) << again.output;
   EXPECT_EQ(again.output.find("train unetr"), std::string::npos) << again.output;
+  // A student of one's own joins the same experiment: trained on the same batches, compared like the ladder's, and
+  // nothing else is retrained.
+  const auto student_stage = dir / "exp" / "seed_0" / "models" / "student_teachformer" / "stage.json";
+  const auto stage_time = fs::last_write_time(student_stage);
+  again = run_cli("-q experiment --preset tiny -o " + q(dir / "exp") + args +
+                  R"( --student 'kd2={"strategy": "hinton", "temperature": 2}')");
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_NE(again.output.find("| student:kd2 | student | gt+kd, T=2 (teachers: unetr) |"), std::string::npos) << again.output;
+  EXPECT_EQ(fs::last_write_time(student_stage), stage_time);
+  const auto kd2 = read_json(dir / "exp" / "seed_0" / "models" / "student_kd2" / "config.json");
+  EXPECT_EQ(kd2.at("distill").at("temperature"), 2.0);
+  EXPECT_EQ(kd2.at("distill").at("strategy").at("name"), "hinton");
+  EXPECT_EQ(first_batches(dir / "exp" / "seed_0" / "models" / "student_kd2" / "fold_0" / "log.jsonl"), a);
+  bool listed = false;
+  const auto with_kd2 = read_json(dir / "exp" / "results.json");
+  for (const auto& row : with_kd2.at("rows"))
+    if (row.at("name") == "student:kd2") listed = row.contains("vs_student_alone");
+  EXPECT_TRUE(listed);
   // A changed setting is refused, naming it; --force redoes that stage and what depends on it.
   again = run_cli("-q experiment --preset tiny -o " + q(dir / "exp") + args + " --student-epochs 3");
   EXPECT_EQ(again.exit_code, 1) << again.output;

@@ -17,6 +17,22 @@
 
 namespace teachformer::pipeline {
 
+/// A student of the ladder: how it is trained.
+struct StudentVariant {
+  /// "student_alone", "hinton", ...; the table names the row "student:<name>".
+  std::string name;
+  /// The strategy preset; empty: the strategy is in distill_config (a user-defined student).
+  std::string strategy;
+  /// What it learns from, for the table ("gt+kd+coarse+fine, staged").
+  std::string terms;
+  /// Merged into its distill config (e.g. a temperature).
+  nlohmann::json distill_config = nlohmann::json::object();
+  /// Distilled from the teacher with the best validation Dice only.
+  bool single_teacher = false;
+  /// Also trains on the unlabelled phantom cases.
+  bool unlabelled = false;
+};
+
 /// Settings of an experiment.
 struct ExperimentOptions {
   /// Experiment folder.
@@ -45,6 +61,9 @@ struct ExperimentOptions {
   std::vector<std::string> teachers{"unetr", "swin_unetr", "hdenseformer"};
   /// Students (see student_variants()); empty = the preset's ladder.
   std::vector<std::string> students;
+  /// Students defined by the user (custom_student_variant()): trained and compared like the ladder's, on the same
+  /// batches, and added to the students above.
+  std::vector<StudentVariant> custom_students;
   /// Teacher epochs budget (early stopping on validation Dice ends sooner), student epochs, steps per epoch (0 =
   /// the preset's).
   int64_t teacher_epochs = 0;
@@ -76,23 +95,14 @@ struct ExperimentOptions {
   bool force = false;
 };
 
-/// A student of the ladder: how it is trained.
-struct StudentVariant {
-  /// "student_alone", "hinton", ...; the table names the row "student:<name>".
-  std::string name;
-  /// The strategy preset.
-  std::string strategy;
-  /// What it learns from, for the table ("gt+kd+coarse+fine, staged").
-  std::string terms;
-  /// Merged into its distill config (e.g. a temperature).
-  nlohmann::json distill_config = nlohmann::json::object();
-  /// Distilled from the teacher with the best validation Dice only.
-  bool single_teacher = false;
-  /// Also trains on the unlabelled phantom cases.
-  bool unlabelled = false;
-};
 /// Every variant the experiment knows (for `temperature` the variant temperature).
 std::vector<StudentVariant> student_variants(double variant_temperature = 4.0);
+/// A user-defined student from "NAME=JSON" (JSON inline or a file): a distill config ({"strategy": preset name or
+/// {"stages": [...]}, "temperature", "aggregation", ...; default strategy teachformer}) plus two keys of the
+/// experiment's own: "single_teacher" (distil from the teacher with the best validation Dice only) and
+/// "learns_from" (the table's text; default: the strategy's terms). NAME: letters, digits, '_' and '-', and not
+/// a built-in student. Throws ConfigError naming the student and what is wrong.
+StudentVariant custom_student_variant(const std::string& spec);
 /// The ladder a preset trains by default.
 std::vector<std::string> default_students(const std::string& preset, bool with_unlabelled);
 

@@ -31,5 +31,50 @@ TEST(TeacherWeights, EqualWithoutATemperatureOrADice) {
   EXPECT_THROW(teacher_weights_from_validation({0.9, 0.8}, -0.1), InvalidArgument);
 }
 
+TEST(CustomStudent, ParsesNameAndDistillConfig) {
+  const auto v = custom_student_variant(R"(kd4={"strategy": "hinton", "temperature": 4})");
+  EXPECT_EQ(v.name, "kd4");
+  EXPECT_TRUE(v.strategy.empty());  // the strategy travels in the config
+  EXPECT_EQ(v.distill_config.at("strategy"), "hinton");
+  EXPECT_EQ(v.distill_config.at("temperature"), 4);
+  EXPECT_EQ(v.terms, "gt+kd, T=4");
+  EXPECT_FALSE(v.single_teacher);
+
+  const auto staged = custom_student_variant(
+      R"(two_stage={"strategy": {"stages": [{"name": "a", "fraction": 1, "weights": {"gt": 1, "attn_fine": 1}},
+         {"name": "b", "fraction": 1, "weights": {"gt": 1, "kd": 2}}]}, "single_teacher": true})");
+  EXPECT_TRUE(staged.single_teacher);
+  EXPECT_FALSE(staged.distill_config.contains("single_teacher"));
+  EXPECT_EQ(staged.terms, "gt+kd+fine, staged, best teacher only");
+
+  const auto named = custom_student_variant(R"(x-1={"learns_from": "my words"})");
+  EXPECT_EQ(named.terms, "my words");
+  EXPECT_EQ(named.distill_config.at("strategy"), "teachformer");  // the default strategy
+  EXPECT_FALSE(named.distill_config.contains("learns_from"));
+}
+
+TEST(CustomStudent, RefusesWhatCannotBeTrainedWithOneLineNamingTheStudent) {
+  auto message = [](const std::string& spec) {
+    try {
+      custom_student_variant(spec);
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(message("kd4").find("expected NAME=JSON"), std::string::npos);
+  EXPECT_NE(message("=" "{}").find("expected NAME=JSON"), std::string::npos);
+  EXPECT_NE(message("a b={}").find("letters, digits"), std::string::npos);
+  EXPECT_NE(message("hinton={}").find("built-in student"), std::string::npos);
+  EXPECT_NE(message("s={not json").find("'s'"), std::string::npos);
+  EXPECT_NE(message("s=[1]").find("JSON object"), std::string::npos);
+  EXPECT_NE(message(R"(s={"temprature": 2})").find("temprature"), std::string::npos);
+  EXPECT_NE(message(R"(s={"strategy": "student_alone"})").find("no teacher term"), std::string::npos);
+  EXPECT_NE(message(R"(s={"single_teacher": 1})").find("single_teacher must be"), std::string::npos);
+  EXPECT_NE(message("s=/nonexistent/student.json").find("/nonexistent/student.json"), std::string::npos);
+  for (const char* spec : {"kd4", "hinton={}", R"(s={"temprature": 2})"})
+    EXPECT_EQ(message(spec).find('\n'), std::string::npos) << spec;
+}
+
 }  // namespace
 }  // namespace teachformer::pipeline
