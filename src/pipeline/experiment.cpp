@@ -580,7 +580,8 @@ std::pair<ModelRecord, Stage> student_stage(const SeedContext& s, const StudentV
     spec.distill.unlabelled = s.d.unlabelled;
   }
   Json used = Json::array();
-  const auto weights = validation_weights(use, o.teacher_val_tau);
+  const double tau = v.teacher_val_tau.value_or(o.teacher_val_tau);
+  const auto weights = validation_weights(use, tau);
   if (v.strategy != "student_alone")
     for (size_t i = 0; i < use.size(); ++i) {
       const auto& t = use[i];
@@ -600,7 +601,7 @@ std::pair<ModelRecord, Stage> student_stage(const SeedContext& s, const StudentV
   if (v.strategy != "student_alone") {
     rec.note = "teachers: ";
     for (size_t i = 0; i < use.size(); ++i)
-      rec.note += (i ? "+" : "") + (use.size() > 1 && o.teacher_val_tau > 0 ? t_weighted(use[i].name, weights[i])
+      rec.note += (i ? "+" : "") + (use.size() > 1 && tau > 0 ? t_weighted(use[i].name, weights[i])
                                                                           : use[i].name);
   }
   return {rec, {StageRecord(spec.job.output, spec.label, settings), spec}};
@@ -794,6 +795,12 @@ StudentVariant custom_student_variant(const std::string& spec) {
     v.single_teacher = j["single_teacher"].get<bool>();
     j.erase("single_teacher");
   }
+  if (j.contains("teacher_val_tau")) {
+    TF_CHECK(j["teacher_val_tau"].is_number() && j["teacher_val_tau"].get<double>() >= 0, ConfigError, "--student '",
+             v.name, "': teacher_val_tau must be a number >= 0 (0: equal teacher weights)");
+    v.teacher_val_tau = j["teacher_val_tau"].get<double>();
+    j.erase("teacher_val_tau");
+  }
   std::string learns_from;
   if (j.contains("learns_from")) {
     TF_CHECK(j["learns_from"].is_string(), ConfigError, "--student '", v.name, "': learns_from must be a string");
@@ -826,6 +833,10 @@ StudentVariant custom_student_variant(const std::string& spec) {
     std::snprintf(t, sizeof t, ", T=%g", d.temperature);
     if (d.temperature != 1.0) v.terms += t;
     if (v.single_teacher) v.terms += ", best teacher only";
+    if (v.teacher_val_tau) {
+      std::snprintf(t, sizeof t, ", teacher tau %g", *v.teacher_val_tau);
+      v.terms += t;
+    }
   }
   return v;
 }

@@ -31,6 +31,8 @@ struct StudentVariant {
   bool single_teacher = false;
   /// Also trains on the unlabelled phantom cases.
   bool unlabelled = false;
+  /// Its own temperature of the teachers' validation-Dice weights (default: the experiment's teacher_val_tau).
+  std::optional<double> teacher_val_tau;
 };
 
 /// Settings of an experiment.
@@ -99,8 +101,9 @@ struct ExperimentOptions {
 std::vector<StudentVariant> student_variants(double variant_temperature = 4.0);
 /// A user-defined student from "NAME=JSON" (JSON inline or a file): a distill config ({"strategy": preset name or
 /// {"stages": [...]}, "temperature", "aggregation", ...; default strategy teachformer}) plus two keys of the
-/// experiment's own: "single_teacher" (distil from the teacher with the best validation Dice only) and
-/// "learns_from" (the table's text; default: the strategy's terms). NAME: letters, digits, '_' and '-', and not
+/// experiment's own: "single_teacher" (distil from the teacher with the best validation Dice only),
+/// "teacher_val_tau" (its own temperature of the teachers' validation-Dice weights) and "learns_from" (the table's
+/// text; default: the strategy's terms). NAME: letters, digits, '_' and '-', and not
 /// a built-in student. Throws ConfigError naming the student and what is wrong.
 StudentVariant custom_student_variant(const std::string& spec);
 /// The ladder a preset trains by default.

@@ -47,6 +47,13 @@ TEST(CustomStudent, ParsesNameAndDistillConfig) {
   EXPECT_FALSE(staged.distill_config.contains("single_teacher"));
   EXPECT_EQ(staged.terms, "gt+kd+fine, staged, best teacher only");
 
+  const auto sharp = custom_student_variant(R"(sharp={"teacher_val_tau": 0.005})");
+  ASSERT_TRUE(sharp.teacher_val_tau.has_value());
+  EXPECT_DOUBLE_EQ(*sharp.teacher_val_tau, 0.005);
+  EXPECT_FALSE(sharp.distill_config.contains("teacher_val_tau"));
+  EXPECT_EQ(sharp.terms, "gt+kd+coarse+fine, staged, teacher tau 0.005");
+  EXPECT_FALSE(custom_student_variant(R"(plain={})").teacher_val_tau.has_value());
+
   const auto named = custom_student_variant(R"(x-1={"learns_from": "my words"})");
   EXPECT_EQ(named.terms, "my words");
   EXPECT_EQ(named.distill_config.at("strategy"), "teachformer");  // the default strategy
@@ -71,6 +78,7 @@ TEST(CustomStudent, RefusesWhatCannotBeTrainedWithOneLineNamingTheStudent) {
   EXPECT_NE(message(R"(s={"temprature": 2})").find("temprature"), std::string::npos);
   EXPECT_NE(message(R"(s={"strategy": "student_alone"})").find("no teacher term"), std::string::npos);
   EXPECT_NE(message(R"(s={"single_teacher": 1})").find("single_teacher must be"), std::string::npos);
+  EXPECT_NE(message(R"(s={"teacher_val_tau": -1})").find("teacher_val_tau must be"), std::string::npos);
   EXPECT_NE(message("s=/nonexistent/student.json").find("/nonexistent/student.json"), std::string::npos);
   for (const char* spec : {"kd4", "hinton={}", R"(s={"temprature": 2})"})
     EXPECT_EQ(message(spec).find('\n'), std::string::npos) << spec;
