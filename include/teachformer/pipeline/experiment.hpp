@@ -75,10 +75,11 @@ struct ExperimentOptions {
   /// none is better) or "keep".
   std::string teacher_policy = "drop";
   /// Each kept teacher's weight in every distillation term: softmax over the kept teachers of validation Dice /
-  /// this temperature (0: equal weights). With 0.02 a teacher 0.05 Dice worse than the best counts 0.08 times as
-  /// much; teachers within 0.01 of each other count about the same. The per-sample and per-voxel weighting of the
-  /// terms acts on top of it.
-  double teacher_val_tau = 0.02;
+  /// this temperature (0: equal weights). With 0.005 a teacher 0.01 Dice worse than the best counts 0.14 times as
+  /// much and one 0.02 worse 0.02 times; teachers within 0.002 of each other count about the same. Chosen by
+  /// measurement (docs/experiment.md): distilling mostly from the best teacher beat an even mix. The per-sample and
+  /// per-voxel weighting of the terms acts on top of it.
+  double teacher_val_tau = 0.005;
   /// JSON merged into every student's "distill" config (e.g. {"temperature": 2}), and the temperature of the
   /// `teachformer_t` variant.
   nlohmann::json distill_config = nlohmann::json::object();
