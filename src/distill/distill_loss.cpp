@@ -311,10 +311,17 @@ losses::LossBreakdown DistillLoss::compute(const models::SegOutput& output, cons
     for (const auto& k : know) probs.push_back(k.probs);
     if (want_kd) {
       const bool label_based = options_.aggregation == Aggregation::Agreement || options_.aggregation == Aggregation::Voxel;
-      auto tw = teacher_weights(probs, batch.label, options_.aggregation, fixed, options_.confidence_tau);
-      if (label_based && !all_labelled)
-        tw = by_sample(tw, teacher_weights(probs, batch.label, Aggregation::Confidence, fixed, options_.confidence_tau),
-                       mask);
+      // Samples without a label are judged by the teachers' confidence; a batch of unlabelled samples only has no
+      // label at all.
+      std::vector<torch::Tensor> tw;
+      if (label_based && labelled_rows.empty()) {
+        tw = teacher_weights(probs, {}, Aggregation::Confidence, fixed, options_.confidence_tau);
+      } else {
+        tw = teacher_weights(probs, batch.label, options_.aggregation, fixed, options_.confidence_tau);
+        if (label_based && !all_labelled)
+          tw = by_sample(tw, teacher_weights(probs, batch.label, Aggregation::Confidence, fixed, options_.confidence_tau),
+                         mask);
+      }
       std::vector<torch::Tensor> tempered;
       for (const auto& p : probs)
         tempered.push_back(options_.temperature == 1.0 ? p : temper_probabilities(p, options_.temperature));

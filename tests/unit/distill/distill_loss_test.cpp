@@ -137,6 +137,33 @@ TEST(DistillLoss, UnlabelledSamplesHaveNoGroundTruthTerm) {
   EXPECT_EQ(loss.compute(out, two).term("gt").item<double>(), 0.0);
 }
 
+// A batch drawn only from unlabelled cases carries no label tensor at all (the loader leaves it undefined): the
+// label-based teacher weights fall back to the teachers' confidence for every term.
+TEST(DistillLoss, ABatchOfUnlabelledSamplesOnlyNeedsNoLabel) {
+  torch::manual_seed(8);
+  auto student = tiny_student();
+  auto t1 = std::make_shared<Teacher>("a", tiny_student(), std::vector<int64_t>{0, 1}, 1.0, "test");
+  auto t2 = std::make_shared<Teacher>("b", tiny_student(), std::vector<int64_t>{0, 1}, 1.0, "test");
+  KnowledgeGrid grid = probe_grid(*student, 32);
+  DistillBatch batch;
+  batch.image = torch::randn({2, 2, 32, 32, 32});
+  batch.labelled = {false, false};
+  batch.step = 50, batch.epochs = 10, batch.steps_per_epoch = 10;  // the joint stage: kd and both maps
+  for (const auto aggregation : {Aggregation::Voxel, Aggregation::Agreement, Aggregation::Confidence}) {
+    DistillOptions o;
+    o.aggregation = aggregation;
+    o.strategy = strategy_preset("teachformer");
+    DistillLoss loss({t1, t2}, o, grid, false);
+    const auto out = student->forward(batch.image, loss.taps());
+    losses::LossBreakdown l;
+    ASSERT_NO_THROW(l = loss.compute(out, batch)) << to_string(aggregation);
+    EXPECT_EQ(l.term("gt").item<double>(), 0.0);
+    EXPECT_GT(l.term("kd").item<double>(), 0.0) << to_string(aggregation);
+    EXPECT_GT(l.term("attn_fine").item<double>(), 0.0) << to_string(aggregation);
+    l.total.backward();
+  }
+}
+
 TEST(DistillLoss, TermsThatCannotBeComputedAreErrorsAtTheStart) {
   torch::manual_seed(7);
   auto student = tiny_student();
