@@ -17,6 +17,7 @@ void register_distill(CLI::App& parent) {
   static int teacher_fold = -2;
   static bool no_cache = false;
   static std::string unlabelled;
+  static int64_t unlabelled_per_batch = 0;
   add_job_flags(cmd, flags, "teachformer_s");
   cmd->add_option("--teacher", teachers, "Teacher model folder (repeat for several teachers)");
   cmd->add_option("--teacher-weights", weights, "Weights of the teachers, comma-separated (default all 1)");
@@ -30,6 +31,10 @@ void register_distill(CLI::App& parent) {
   cmd->add_option("--unlabelled", unlabelled,
                   "A dataset (any layout) whose cases join training without labels: on them only the teachers' "
                   "knowledge trains the student (preprocessed with this dataset's plan)");
+  cmd->add_option("--unlabelled-per-batch", unlabelled_per_batch,
+                  "Unlabelled samples added to each batch after its labelled ones (default: as many as --batch-size; "
+                  "the labelled samples stay those of a run without --unlabelled)")
+      ->check(CLI::PositiveNumber);
   set_command(cmd, [] { return run_job(flags, [](pipeline::JobOptions& job) {
     pipeline::DistillJobOptions d;
     std::vector<double> w;
@@ -55,6 +60,9 @@ void register_distill(CLI::App& parent) {
     if (!strategy.empty()) d.strategy = strategy;
     if (no_cache) d.cache = false;
     if (!unlabelled.empty()) d.unlabelled = unlabelled;
+    TF_CHECK(unlabelled_per_batch == 0 || !unlabelled.empty(), InvalidArgument,
+             "distill: --unlabelled-per-batch needs --unlabelled DIR");
+    if (unlabelled_per_batch > 0) job.config["trainer"]["unlabelled_per_batch"] = unlabelled_per_batch;
     const auto result = pipeline::run_distill_job(job, d);
     if (!job.group || job.group->rank() == 0) print_job_result("distill", result);
     return 0;

@@ -9,10 +9,27 @@
 
 namespace teachformer::data {
 
+namespace {
+// The random streams of unlabelled samples: disjoint from the labelled samples' (seed, step, index) streams.
+constexpr uint64_t kUnlabelledStreams = uint64_t(1) << 62;
+}  // namespace
+
 PatchLoader::PatchLoader(std::shared_ptr<const CaseSource> cases, PatchSampler sampler,
-                         transforms::AugmentOptions augment, LoaderOptions options)
-    : cases_(std::move(cases)), sampler_(std::move(sampler)), augment_(std::move(augment)), options_(options) {
+                         transforms::AugmentOptions augment, LoaderOptions options,
+                         std::shared_ptr<const CaseSource> unlabelled)
+    : cases_(std::move(cases)),
+      unlabelled_(std::move(unlabelled)),
+      sampler_(std::move(sampler)),
+      augment_(std::move(augment)),
+      options_(options) {
   TF_CHECK(cases_ && cases_->size() > 0, InvalidArgument, "patch loader: no training cases");
+  if (unlabelled_ && unlabelled_->size() == 0) unlabelled_.reset();
+  TF_CHECK(!unlabelled_ || options_.unlabelled_per_batch >= 1, InvalidArgument, "patch loader: ",
+           unlabelled_ ? unlabelled_->size() : 0, " unlabelled cases given but unlabelled_per_batch is ",
+           options_.unlabelled_per_batch, "; expected >= 1");
+  TF_CHECK(unlabelled_ || options_.unlabelled_per_batch == 0, InvalidArgument, "patch loader: unlabelled_per_batch ",
+           "is ", options_.unlabelled_per_batch, " but no unlabelled cases were given");
+  TF_CHECK(options_.unlabelled_offset >= 0, InvalidArgument, "patch loader: unlabelled_offset must be >= 0");
   TF_CHECK(options_.sample_offset >= 0, InvalidArgument, "patch loader: sample_offset must be >= 0");
   TF_CHECK(options_.batch_size >= 1, InvalidArgument, "patch loader: batch_size must be >= 1, got ",
            options_.batch_size);
@@ -35,9 +52,14 @@ Batch PatchLoader::build(int64_t step) const {
   std::map<std::string, int64_t> factors;
   Batch batch;
   batch.step = step;
-  for (int64_t b = 0; b < options_.batch_size; ++b) {
-    Rng rng({options_.seed, uint64_t(step), uint64_t(options_.sample_offset + b)});
-    const auto holder = cases_->get(size_t(rng.below(int64_t(cases_->size()))));
+  const int64_t samples = options_.batch_size + (unlabelled_ ? options_.unlabelled_per_batch : 0);
+  for (int64_t b = 0; b < samples; ++b) {
+    const bool extra = b >= options_.batch_size;
+    Rng rng({options_.seed, uint64_t(step),
+             extra ? kUnlabelledStreams + uint64_t(options_.unlabelled_offset + b - options_.batch_size)
+                   : uint64_t(options_.sample_offset + b)});
+    const CaseSource& source = extra ? *unlabelled_ : *cases_;
+    const auto holder = source.get(size_t(rng.below(int64_t(source.size()))));
     const TrainingCase& c = *holder;
     transforms::Sample s = sampler_.sample(c, rng);
     transforms::augment_spatial(s, augment_, rng);

@@ -429,11 +429,16 @@ JobResult run_distill_job(const JobOptions& job, const DistillJobOptions& dj) {
   };
   auto train_cases = training_case_source(p.dataset, p.train_ids, p.channel_indices, p.trainer.case_cache_mb,
                                           all_of(attach));
+  std::shared_ptr<const data::CaseSource> unlabelled_cases;
+  const int64_t unlabelled_per_batch =
+      p.trainer.unlabelled_per_batch < 0 ? p.trainer.batch_size : p.trainer.unlabelled_per_batch;
   if (unlabelled) {
     // Unlabelled cases must have the student's channels (by name) in the dataset's channel order.
-    train_cases = data::concatenated_cases(
-        {train_cases, unlabelled_source(unlabelled, p.channel_indices, p.trainer.case_cache_mb, all_of(attach_unlabelled))});
-    p.config["unlabelled"] = {{"path", fs::absolute(*dj.unlabelled).string()}, {"cases", unlabelled->case_ids().size()}};
+    unlabelled_cases =
+        unlabelled_source(unlabelled, p.channel_indices, p.trainer.case_cache_mb, all_of(attach_unlabelled));
+    p.config["unlabelled"] = {{"path", fs::absolute(*dj.unlabelled).string()},
+                              {"cases", unlabelled->case_ids().size()},
+                              {"per_batch", unlabelled_per_batch}};
   }
   p.config["cache"] = cache_json;
   auto objective = std::make_shared<train::DistillationObjective>(loss);
@@ -441,10 +446,15 @@ JobResult run_distill_job(const JobOptions& job, const DistillJobOptions& dj) {
   write_model_folder(p, dir, job);
   train::Trainer trainer(model, objective, train_cases, validation_source(p), p.trainer,
                          {dir / models::fold_folder(job.fold)}, weights_metadata(p));
+  trainer.set_unlabelled_cases(unlabelled_cases);
   if (is_main(job))
     spdlog::info("distill {} ({} parameters) from {} teacher(s), strategy {}, {} mode, fold {}{}", job.model,
                  models::count_parameters(*model), teachers.size(), options.strategy.name, cached ? "cached" : "live",
-                 job.fold, unlabelled ? ", +" + std::to_string(unlabelled->case_ids().size()) + " unlabelled cases" : "");
+                 job.fold,
+                 unlabelled ? ", +" + std::to_string(unlabelled->case_ids().size()) + " unlabelled cases (" +
+                                  std::to_string(unlabelled_per_batch) + " per batch beside " +
+                                  std::to_string(p.trainer.batch_size) + " labelled)"
+                            : "");
   JobResult r = finish(trainer, p, dir, job);
   r.cache_bytes = pre.cache_bytes;
   r.cache_seconds = pre.cache_seconds;

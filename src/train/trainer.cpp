@@ -68,6 +68,7 @@ TrainerOptions trainer_options_from_json(const nlohmann::json& j) {
   JsonReader r(j, "trainer options");
   r.get("epochs", o.epochs).get("steps_per_epoch", o.steps_per_epoch).get("batch_size", o.batch_size);
   r.get("patch_size", o.patch_size).get("foreground_fraction", o.foreground_fraction).get("val_every", o.val_every);
+  r.get("unlabelled_per_batch", o.unlabelled_per_batch);
   r.get("val_overlap", o.val_overlap).get("checkpoint_every", o.checkpoint_every).get("grad_clip", o.grad_clip);
   r.get("seed", o.seed).get("deterministic", o.deterministic).get("workers", o.workers).get("device", o.device);
   r.get("precision", o.precision).get("case_cache_mb", o.case_cache_mb);
@@ -88,6 +89,9 @@ TrainerOptions trainer_options_from_json(const nlohmann::json& j) {
            "trainer options: precision must be \"32\", \"bf16\" or \"16\", got '", o.precision, "'");
   TF_CHECK(o.early_stop_patience >= 0 && o.early_stop_min_delta >= 0 && o.early_stop_min_epochs >= 0, ConfigError,
            "trainer options: early_stop_patience, early_stop_min_delta and early_stop_min_epochs must be >= 0");
+  TF_CHECK(o.unlabelled_per_batch >= 1 || o.unlabelled_per_batch == -1, ConfigError,
+           "trainer options: unlabelled_per_batch must be >= 1 (or -1: as many as batch_size), got ",
+           o.unlabelled_per_batch);
   TF_CHECK(o.case_cache_mb >= 0, ConfigError, "trainer options: case_cache_mb must be >= 0 (0: every case in memory)");
   return o;
 }
@@ -98,6 +102,7 @@ nlohmann::json to_json(const TrainerOptions& o) {
           {"batch_size", o.batch_size},
           {"patch_size", o.patch_size},
           {"foreground_fraction", o.foreground_fraction},
+          {"unlabelled_per_batch", o.unlabelled_per_batch},
           {"val_every", o.val_every},
           {"early_stop_patience", o.early_stop_patience},
           {"early_stop_min_delta", o.early_stop_min_delta},
@@ -178,6 +183,10 @@ Trainer::Trainer(models::SegmentationModel model, std::shared_ptr<Objective> obj
               std::move(options), std::move(paths), std::move(weights_metadata)) {}
 
 Trainer::~Trainer() = default;
+
+void Trainer::set_unlabelled_cases(std::shared_ptr<const data::CaseSource> cases) {
+  unlabelled_cases_ = cases && cases->size() > 0 ? std::move(cases) : nullptr;
+}
 
 void Trainer::set_process_group(std::shared_ptr<dist::ProcessGroup> group) { group_ = std::move(group); }
 bool Trainer::is_main() const { return !group_ || group_->rank() == 0; }
@@ -331,11 +340,17 @@ nlohmann::json Trainer::resume_settings() const {
   for (size_t i = 0; i < train_cases_->size(); ++i) train_ids.push_back(train_cases_->id(i));
   if (val_cases_)
     for (size_t i = 0; i < val_cases_->size(); ++i) val_ids.push_back(val_cases_->id(i));
+  nlohmann::json data = {{"metadata", models::to_json(weights_metadata_)}, {"train_cases", train_ids},
+                         {"validation_cases", val_ids}};
+  if (unlabelled_cases_) {
+    nlohmann::json unlabelled_ids = nlohmann::json::array();
+    for (size_t i = 0; i < unlabelled_cases_->size(); ++i) unlabelled_ids.push_back(unlabelled_cases_->id(i));
+    data["unlabelled_cases"] = unlabelled_ids;
+  }
   return {{"model", {{"key", model_->spec().key}, {"options", model_->spec().options}}},
           {"trainer", to_json(options_)},
           {"objective", objective_->describe()},
-          {"data", {{"metadata", models::to_json(weights_metadata_)}, {"train_cases", train_ids},
-                    {"validation_cases", val_ids}}},
+          {"data", data},
           {"world_size", group_ ? group_->size() : 1}};
 }
 
@@ -344,6 +359,9 @@ void Trainer::check_resume_settings(const nlohmann::json& saved, const fs::path&
   // Another world size has its own check and message (resume with the same number of processes).
   now.erase("world_size");
   before.erase("world_size");
+  // Checkpoints written before unlabelled_per_batch existed trained with its default.
+  if (before.contains("trainer") && before["trainer"].is_object() && !before["trainer"].contains("unlabelled_per_batch"))
+    before["trainer"]["unlabelled_per_batch"] = TrainerOptions().unlabelled_per_batch;
   if (allow_changed_settings_) {
     for (const auto& key : resumable_changes()) {
       if (before.contains("trainer") && before["trainer"].contains(key)) before["trainer"].erase(key);
@@ -471,8 +489,12 @@ std::unique_ptr<data::PatchLoader> Trainer::make_loader() const {
   lo.seed = options_.seed;
   lo.sample_offset = group_ ? int64_t(group_->rank()) * options_.batch_size : 0;
   lo.teacher_image = objective_->needs_teacher_image();
+  if (unlabelled_cases_) {
+    lo.unlabelled_per_batch = options_.unlabelled_per_batch < 0 ? options_.batch_size : options_.unlabelled_per_batch;
+    lo.unlabelled_offset = group_ ? int64_t(group_->rank()) * lo.unlabelled_per_batch : 0;
+  }
   return std::make_unique<data::PatchLoader>(train_cases_, data::PatchSampler(so, options_.augment), options_.augment,
-                                             lo);
+                                             lo, unlabelled_cases_);
 }
 
 StepRecord Trainer::train_step(data::PatchLoader& loader, int64_t epoch, int64_t total_steps,

@@ -74,6 +74,18 @@ TEST_F(Pipeline, TrainDistillPredictEvaluate) {
     EXPECT_TRUE(seen);
   }
 
+  // Unlabelled scans join each batch after its labelled samples (here the raw cases, whose labels are not read).
+  r = run_cli("-q distill -d " + q(d / "pre") + " --teacher " + q(d / "unetr") + " --preset tiny --unlabelled " +
+              q(d / "raw") + " --unlabelled-per-batch 1 -o " + q(d / "student_u"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto ucfg = read_json(d / "student_u" / "config.json");
+  EXPECT_EQ(ucfg.at("unlabelled").at("cases"), 6);
+  EXPECT_EQ(ucfg.at("unlabelled").at("per_batch"), 1);
+  r = run_cli("-q distill -d " + q(d / "pre") + " --teacher " + q(d / "unetr") +
+              " --preset tiny --unlabelled-per-batch 1 -o " + q(d / "student_v"));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("--unlabelled-per-batch needs --unlabelled DIR"), std::string::npos) << r.output;
+
   // Predict the raw cases: outputs on each case's CT grid, with its geometry.
   r = run_cli("-q predict -i " + q(d / "raw") + " -o " + q(d / "pred") + " -m " + q(d / "student"));
   ASSERT_EQ(r.exit_code, 0) << r.output;

@@ -3,6 +3,9 @@
 // would have seen, and a data-parallel run does not depend on how the samples of a global batch are split across
 // ranks (rank r builds samples [r B, (r + 1) B) with sample_offset = r B). Cases come from a CaseSource (in memory
 // or read on demand); the worker threads read ahead.
+// Semi-supervised batches: with a second source of unlabelled cases, every batch is the labelled batch it would be
+// without them, followed by `unlabelled_per_batch` samples drawn from the unlabelled cases (their own random
+// streams): adding unlabelled scans never changes which labelled patches a student sees, nor how often.
 #pragma once
 #include <condition_variable>
 #include <cstdint>
@@ -56,13 +59,19 @@ struct LoaderOptions {
   int64_t sample_offset = 0;
   /// Also return Batch::teacher_image.
   bool teacher_image = false;
+  /// Samples drawn from the unlabelled source after the batch_size labelled ones (with an unlabelled source: >= 1).
+  int64_t unlabelled_per_batch = 0;
+  /// Index in the global batch of this loader's first unlabelled sample (rank r: r x unlabelled_per_batch).
+  int64_t unlabelled_offset = 0;
 };
 
 /// Builds batches of augmented patches.
 class PatchLoader {
  public:
+  /// `unlabelled` (optional): cases without labels, options.unlabelled_per_batch of them after each batch's
+  /// labelled samples. InvalidArgument when one is given without the other.
   PatchLoader(std::shared_ptr<const CaseSource> cases, PatchSampler sampler, transforms::AugmentOptions augment,
-              LoaderOptions options);
+              LoaderOptions options, std::shared_ptr<const CaseSource> unlabelled = nullptr);
   ~PatchLoader();
   PatchLoader(const PatchLoader&) = delete;
   PatchLoader& operator=(const PatchLoader&) = delete;
@@ -75,7 +84,7 @@ class PatchLoader {
 
  private:
   void worker_loop();
-  std::shared_ptr<const CaseSource> cases_;
+  std::shared_ptr<const CaseSource> cases_, unlabelled_;
   PatchSampler sampler_;
   transforms::AugmentOptions augment_;
   LoaderOptions options_;

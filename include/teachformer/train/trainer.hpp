@@ -35,6 +35,9 @@ struct TrainerOptions {
   std::vector<int64_t> patch_size;
   /// Fraction of patches centred on foreground.
   double foreground_fraction = 1.0 / 3.0;
+  /// With unlabelled cases (Trainer::set_unlabelled_cases): samples from them added to each step's batch_size
+  /// labelled ones, per process (-1: as many as batch_size).
+  int64_t unlabelled_per_batch = -1;
   /// Validate every N epochs (and after the last); 0 = never.
   int64_t val_every = 5;
   /// Early stopping: stop when the validation Dice has not improved by more than early_stop_min_delta for this
@@ -154,6 +157,9 @@ class Trainer {
           TrainerPaths paths, models::WeightsMetadata weights_metadata = {});
   ~Trainer();
 
+  /// Cases without labels that join training (before fit()): each step adds unlabelled_per_batch of them to the
+  /// batch_size labelled samples, which stay exactly the batches of a run without them.
+  void set_unlabelled_cases(std::shared_ptr<const data::CaseSource> cases);
   /// Makes this trainer one rank of a data-parallel job (before fit()).
   void set_process_group(std::shared_ptr<dist::ProcessGroup> group);
   /// True on rank 0 (or alone): the process that writes files.
@@ -202,6 +208,7 @@ class Trainer {
   models::SegmentationModel model_;
   std::shared_ptr<Objective> objective_;
   std::shared_ptr<const data::CaseSource> train_cases_;
+  std::shared_ptr<const data::CaseSource> unlabelled_cases_;
   std::shared_ptr<const data::CaseSource> val_cases_;
   TrainerOptions options_;
   TrainerPaths paths_;

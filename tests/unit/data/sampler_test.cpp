@@ -3,6 +3,8 @@
 #include "teachformer/core/error.hpp"
 #include "teachformer/data/case_source.hpp"
 
+#include <set>
+
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -253,6 +255,58 @@ TEST(Loader, ASampleOffsetBuildsTheRestOfTheGlobalBatch) {
     EXPECT_TRUE(torch::equal(b.image[0], r0.build(step).image[0]));
     EXPECT_TRUE(torch::equal(b.image[1], r1.build(step).image[0]));
   }
+}
+
+// Unlabelled cases are added after each batch's labelled samples, which stay the batch of a loader without them.
+TEST(Loader, UnlabelledSamplesFollowTheUnchangedLabelledBatch) {
+  const auto labelled = in_memory_cases({make_case(), make_case(12, 12, 12)});
+  std::vector<TrainingCase> raw;
+  for (int i = 0; i < 3; ++i) {
+    TrainingCase c = make_case(16, 16, 16);
+    c.id = "unlabelled" + std::to_string(i);
+    c.image = c.image + 1000.0f * float(i + 1);
+    c.label = torch::Tensor();
+    c.class_locations.clear();
+    raw.push_back(c);
+  }
+  const auto unlabelled = in_memory_cases(raw);
+  PatchSamplerOptions o;
+  o.patch_size = {8, 8, 8};
+  const transforms::AugmentOptions a;
+  LoaderOptions plain_options;
+  plain_options.batch_size = 2;
+  plain_options.workers = 0;
+  LoaderOptions mixed_options = plain_options;
+  mixed_options.unlabelled_per_batch = 3;
+  PatchLoader plain(labelled, PatchSampler(o, a), a, plain_options);
+  PatchLoader mixed(labelled, PatchSampler(o, a), a, mixed_options, unlabelled);
+  std::set<std::string> seen;
+  for (int64_t step = 0; step < 6; ++step) {
+    const Batch p = plain.build(step), m = mixed.build(step);
+    ASSERT_EQ(m.image.size(0), 5);
+    EXPECT_TRUE(torch::equal(m.image.narrow(0, 0, 2), p.image)) << step;
+    EXPECT_TRUE(torch::equal(m.label.narrow(0, 0, 2), p.label)) << step;
+    EXPECT_EQ(m.labelled, (std::vector<bool>{true, true, false, false, false}));
+    for (int b = 2; b < 5; ++b) {
+      EXPECT_EQ(m.case_ids[size_t(b)].rfind("unlabelled", 0), 0u) << m.case_ids[size_t(b)];
+      EXPECT_EQ(m.label[b].sum().item<int64_t>(), 0);
+      seen.insert(m.case_ids[size_t(b)]);
+    }
+  }
+  EXPECT_EQ(seen.size(), 3u);  // 18 draws reach every unlabelled case
+  // Rank 1 of a job builds the second half of both parts of the global batch.
+  LoaderOptions rank1 = mixed_options;
+  rank1.batch_size = 1;
+  rank1.sample_offset = 1;
+  rank1.unlabelled_per_batch = 2;
+  rank1.unlabelled_offset = 1;
+  PatchLoader r1(labelled, PatchSampler(o, a), a, rank1, unlabelled);
+  const Batch whole = mixed.build(4), half = r1.build(4);
+  EXPECT_TRUE(torch::equal(half.image[0], whole.image[1]));
+  EXPECT_TRUE(torch::equal(half.image.narrow(0, 1, 2), whole.image.narrow(0, 3, 2)));
+  // One without the other is a mistake.
+  EXPECT_THROW(PatchLoader(labelled, PatchSampler(o, a), a, plain_options, unlabelled), InvalidArgument);
+  EXPECT_THROW(PatchLoader(labelled, PatchSampler(o, a), a, mixed_options), InvalidArgument);
 }
 
 // Teachers see the patch before the intensity augmentations, with the same spatial ones.

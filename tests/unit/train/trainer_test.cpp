@@ -2,6 +2,7 @@
 
 #include <csignal>
 #include <fstream>
+#include <optional>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -290,6 +291,55 @@ struct NanObjective : Objective {
   }
   nlohmann::json describe() const override { return {{"type", "nan"}}; }
 };
+
+// Records what every step's batch held.
+struct BatchRecorder : Objective {
+  std::vector<std::vector<bool>> labelled;
+  std::vector<std::vector<std::string>> ids;
+  losses::LossBreakdown compute(const models::SegOutput& out, const data::Batch& batch, const StepContext&) override {
+    labelled.push_back(batch.labelled);
+    ids.push_back(batch.case_ids);
+    losses::LossBreakdown l;
+    l.total = out.logits.mean();
+    return l;
+  }
+  nlohmann::json describe() const override { return {{"type", "recorder"}}; }
+};
+
+TEST(Trainer, UnlabelledCasesJoinEachBatchAfterTheUnchangedLabelledSamples) {
+  auto unlabelled = blob_cases(3, 5);
+  for (auto& c : *unlabelled) {
+    c.id = "u_" + c.id;
+    c.label = torch::Tensor();
+    c.class_locations.clear();
+  }
+  auto run = [&](std::optional<int64_t> per_batch, bool with_unlabelled) {
+    test::TempDir dir;
+    auto options = tiny_options(1);
+    if (per_batch) options.unlabelled_per_batch = *per_batch;
+    auto recorder = std::make_shared<BatchRecorder>();
+    Trainer t(tiny_model(), recorder, blob_cases(2, 3), nullptr, options, {dir.path()}, {});
+    if (with_unlabelled) t.set_unlabelled_cases(data::in_memory_cases(*unlabelled));
+    t.fit();
+    return recorder;
+  };
+  const auto alone = run(std::nullopt, false), mixed = run(std::nullopt, true), one = run(1, true);
+  ASSERT_EQ(alone->ids.size(), 3u);
+  ASSERT_EQ(mixed->ids.size(), 3u);
+  for (size_t s = 0; s < 3; ++s) {
+    // Default: as many unlabelled samples as labelled ones, after them.
+    EXPECT_EQ(mixed->labelled[s], (std::vector<bool>{true, true, false, false}));
+    EXPECT_EQ(one->labelled[s], (std::vector<bool>{true, true, false}));
+    EXPECT_EQ(std::vector<std::string>(mixed->ids[s].begin(), mixed->ids[s].begin() + 2), alone->ids[s]);
+    EXPECT_EQ(mixed->ids[s][2].rfind("u_", 0), 0u);
+  }
+  auto bad = tiny_options(1);
+  nlohmann::json j = to_json(bad);
+  j["unlabelled_per_batch"] = 0;
+  EXPECT_THROW(trainer_options_from_json(j), ConfigError);
+  j["unlabelled_per_batch"] = 3;
+  EXPECT_EQ(trainer_options_from_json(j).unlabelled_per_batch, 3);
+}
 
 TEST(Trainer, EarlyStoppingEndsTheRunWhenValidationStopsImproving) {
   test::TempDir dir;
