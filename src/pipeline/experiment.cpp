@@ -801,6 +801,12 @@ StudentVariant custom_student_variant(const std::string& spec) {
     v.teacher_val_tau = j["teacher_val_tau"].get<double>();
     j.erase("teacher_val_tau");
   }
+  if (j.contains("unlabelled")) {
+    TF_CHECK(j["unlabelled"].is_boolean(), ConfigError, "--student '", v.name,
+             "': unlabelled must be true or false (true: also trains on the --unlabelled-cases phantoms)");
+    v.unlabelled = j["unlabelled"].get<bool>();
+    j.erase("unlabelled");
+  }
   std::string learns_from;
   if (j.contains("learns_from")) {
     TF_CHECK(j["learns_from"].is_string(), ConfigError, "--student '", v.name, "': learns_from must be a string");
@@ -812,7 +818,8 @@ StudentVariant custom_student_variant(const std::string& spec) {
   try {
     d = distill::distill_options_from_json(j);
   } catch (const Error& e) {
-    TF_THROW(ConfigError, "--student '", v.name, "': ", e.what());
+    TF_THROW(ConfigError, "--student '", v.name, "': ", e.what(),
+             "; besides the distill options a student takes learns_from, single_teacher, teacher_val_tau, unlabelled");
   }
   TF_CHECK(d.strategy.needs_teachers(), ConfigError, "--student '", v.name,
            "': its strategy uses no teacher term (kd, attn_coarse, attn_fine, attn_probs); it would be the lone "
@@ -833,6 +840,7 @@ StudentVariant custom_student_variant(const std::string& spec) {
     std::snprintf(t, sizeof t, ", T=%g", d.temperature);
     if (d.temperature != 1.0) v.terms += t;
     if (v.single_teacher) v.terms += ", best teacher only";
+    if (v.unlabelled) v.terms += ", + unlabelled cases";
     if (v.teacher_val_tau) {
       std::snprintf(t, sizeof t, ", teacher tau %g", *v.teacher_val_tau);
       v.terms += t;

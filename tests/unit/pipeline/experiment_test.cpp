@@ -54,6 +54,12 @@ TEST(CustomStudent, ParsesNameAndDistillConfig) {
   EXPECT_EQ(sharp.terms, "gt+kd+coarse+fine, staged, teacher tau 0.005");
   EXPECT_FALSE(custom_student_variant(R"(plain={})").teacher_val_tau.has_value());
 
+  const auto more = custom_student_variant(R"(u_kd={"strategy": "hinton", "unlabelled": true})");
+  EXPECT_TRUE(more.unlabelled);
+  EXPECT_FALSE(more.distill_config.contains("unlabelled"));
+  EXPECT_EQ(more.terms, "gt+kd, + unlabelled cases");
+  EXPECT_FALSE(custom_student_variant(R"(plain={})").unlabelled);
+
   const auto named = custom_student_variant(R"(x-1={"learns_from": "my words"})");
   EXPECT_EQ(named.terms, "my words");
   EXPECT_EQ(named.distill_config.at("strategy"), "teachformer");  // the default strategy
@@ -76,6 +82,9 @@ TEST(CustomStudent, RefusesWhatCannotBeTrainedWithOneLineNamingTheStudent) {
   EXPECT_NE(message("s={not json").find("'s'"), std::string::npos);
   EXPECT_NE(message("s=[1]").find("JSON object"), std::string::npos);
   EXPECT_NE(message(R"(s={"temprature": 2})").find("temprature"), std::string::npos);
+  EXPECT_NE(message(R"(s={"single_teachr": true})").find("single_teacher, teacher_val_tau, unlabelled"),
+            std::string::npos);
+  EXPECT_NE(message(R"(s={"unlabelled": "yes"})").find("unlabelled must be"), std::string::npos);
   EXPECT_NE(message(R"(s={"strategy": "student_alone"})").find("no teacher term"), std::string::npos);
   EXPECT_NE(message(R"(s={"single_teacher": 1})").find("single_teacher must be"), std::string::npos);
   EXPECT_NE(message(R"(s={"teacher_val_tau": -1})").find("teacher_val_tau must be"), std::string::npos);
