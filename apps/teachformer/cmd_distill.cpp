@@ -34,7 +34,7 @@ void register_distill(CLI::App& parent) {
   cmd->add_option("--unlabelled-per-batch", unlabelled_per_batch,
                   "Unlabelled samples added to each batch after its labelled ones (default: as many as --batch-size; "
                   "the labelled samples stay those of a run without --unlabelled)")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(int64_t(1), int64_t(4096)));
   set_command(cmd, [] { return run_job(flags, [](pipeline::JobOptions& job) {
     pipeline::DistillJobOptions d;
     std::vector<double> w;
