@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include "bench_main.hpp"
+#include "teachformer/nn/kernels.hpp"
 #include "teachformer/nn/swin.hpp"
 #include "teachformer/nn/transformer.hpp"
 #include "teachformer/nn/unet_blocks.hpp"
@@ -88,6 +89,51 @@ BENCHMARK(BM_UnetrUpBlock)
     ->ArgNames({"in", "out", "size"})
     ->Args({32, 16, 96})
     ->Args({96, 48, 48})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+// MONAI's Convolution as the blocks use it: args: input channels, output channels, kernel size (3: padding 1;
+// 1: pointwise), output size. TF_NO_FAST_KERNELS=1 runs LibTorch's conv3d instead of the CPU paths.
+void BM_Convolution(benchmark::State& state) {
+  const int64_t in = state.range(0), out = state.range(1), k = state.range(2), s = state.range(3);
+  torch::manual_seed(0);
+  tnn::Convolution conv(tnn::ConvolutionOptions(in, out, k));
+  conv->eval();
+  const auto x = torch::randn({1, in, s, s, s});
+  run(state, [&] { return conv->forward(x); }, s * s * s);
+}
+BENCHMARK(BM_Convolution)
+    ->ArgNames({"in", "out", "k", "size"})
+    ->Args({2, 16, 3, 96})
+    ->Args({2, 16, 1, 96})
+    ->Args({16, 2, 1, 96})
+    ->Args({32, 16, 1, 96})
+    ->Args({16, 16, 3, 96})
+    ->Args({32, 16, 3, 96})
+    ->Args({64, 32, 1, 48})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+// Transposed convolution, kernel = stride = 2, LibTorch's (oneDNN) against the GEMM + sub-pixel scatter of
+// nn::conv_transpose3d_k2s2 (the student's decoder): args: input channels, output channels, input size, GEMM route.
+void BM_ConvTransposeK2(benchmark::State& state) {
+  const int64_t in = state.range(0), out = state.range(1), s = state.range(2);
+  const bool gemm = state.range(3) != 0;
+  torch::manual_seed(0);
+  tnn::Convolution conv(tnn::ConvolutionOptions(in, out, 2).strides(2).is_transposed(true));
+  conv->eval();
+  const auto x = torch::randn({1, in, s, s, s});
+  const auto& m = conv->conv_transpose;
+  run(state, [&] { return gemm ? tnn::conv_transpose3d_k2s2(x, m->weight, m->bias) : conv->forward(x); },
+      8 * s * s * s);
+}
+BENCHMARK(BM_ConvTransposeK2)
+    ->ArgNames({"in", "out", "size", "gemm"})
+    ->ArgsProduct({{768}, {128}, {6}, {0, 1}})
+    ->ArgsProduct({{128}, {64}, {6}, {0, 1}})
+    ->ArgsProduct({{64}, {32}, {12}, {0, 1}})
+    ->ArgsProduct({{32}, {16}, {24}, {0, 1}})
+    ->ArgsProduct({{32}, {16}, {48}, {0, 1}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 

@@ -5,7 +5,7 @@
 #include <torch/torch.h>
 
 #include "models/detail/factories.hpp"
-#include "models/detail/fast_ops.hpp"
+#include "nn/detail/fast_ops.hpp"
 #include "teachformer/core/error.hpp"
 #include "teachformer/core/json.hpp"
 #include "teachformer/nn/flops.hpp"
@@ -101,30 +101,30 @@ torch::Tensor conv_transpose3d_k3s2(const torch::Tensor& x, const torch::Tensor&
            " and ", weight.sizes().vec());
   torch::Tensor out =
       torch::empty({x.size(0), weight.size(1), 2 * x.size(2), 2 * x.size(3), 2 * x.size(4)}, x.options());
-  detail::conv_transpose3d_k3s2_into(out, x, weight, bias);
+  nn::detail::conv_transpose3d_k3s2_into(out, x, weight, bias);
   return out;
 }
 
 torch::Tensor instance_norm_relu(torch::Tensor x, const torch::Tensor& weight, const torch::Tensor& bias,
                                  double eps) {
-  if (!detail::use_fast_kernels(x)) {
+  if (!nn::detail::use_fast_kernels(x)) {
     return torch::relu(torch::instance_norm(x, weight, bias, {}, {}, /*use_input_stats=*/true, 0.0, eps,
                                             /*cudnn_enabled=*/false));
   }
   if (!x.is_contiguous()) x = x.contiguous();
-  detail::instance_norm_act_(x, weight, bias, eps, /*activate=*/true);
+  nn::detail::instance_norm_act_(x, weight, bias, eps, /*activate=*/true);
   return x;
 }
 
 namespace {
 
 // The hand-written CPU kernels for float32 CPU tensors without grad; LibTorch operators elsewhere.
-bool fast_path(const torch::Tensor& x) { return detail::use_fast_kernels(x); }
+bool fast_path(const torch::Tensor& x) { return nn::detail::use_fast_kernels(x); }
 
-torch::Tensor max_pool(const torch::Tensor& x) { return fast_path(x) ? detail::max_pool2(x) : torch::max_pool3d(x, 2, 2); }
+torch::Tensor max_pool(const torch::Tensor& x) { return fast_path(x) ? nn::detail::max_pool2(x) : torch::max_pool3d(x, 2, 2); }
 
 torch::Tensor upsample2(const torch::Tensor& x) {
-  if (fast_path(x)) return detail::upsample_trilinear2(x);
+  if (fast_path(x)) return nn::detail::upsample_trilinear2(x);
   return torch::upsample_trilinear3d(x, c10::nullopt, /*align_corners=*/false, std::vector<double>{2.0, 2.0, 2.0});
 }
 
@@ -154,7 +154,7 @@ void BasicConv3dImpl::reset() {
 }
 
 torch::Tensor BasicConv3dImpl::forward(const torch::Tensor& x) {
-  return instance_norm_relu(detail::conv3d(*conv, x), norm->weight, norm->bias, eps_);
+  return instance_norm_relu(nn::detail::conv3d(*conv, x), norm->weight, norm->bias, eps_);
 }
 
 UpConvImpl::UpConvImpl(int64_t in_channels, int64_t out_channels, double eps)
@@ -168,7 +168,7 @@ void UpConvImpl::reset() {
 }
 
 torch::Tensor UpConvImpl::forward(const torch::Tensor& x) {
-  return upsample2(instance_norm_relu(detail::conv3d(*conv, x), {}, {}, eps_));
+  return upsample2(instance_norm_relu(nn::detail::conv3d(*conv, x), {}, {}, eps_));
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -303,7 +303,7 @@ void DenseTransformerPathImpl::reset() {
 }
 
 torch::Tensor DenseTransformerPathImpl::forward(const torch::Tensor& x, Record* record, bool with_attention) {
-  const torch::Tensor embedded = detail::conv3d(*patch_embeddings, x);
+  const torch::Tensor embedded = nn::detail::conv3d(*patch_embeddings, x);
   if (record) record->patch_embed = embedded;
   const int64_t b = embedded.size(0);
   torch::Tensor t = embedded.flatten(2).transpose(-1, -2) + position_embeddings;  // [B, N, dim], (d, h, w) raster
@@ -383,7 +383,7 @@ torch::Tensor up_and_concat(torch::nn::ConvTranspose3dImpl& upconv, const torch:
   const int64_t up = upconv.weight.size(1);
   torch::Tensor buffer = torch::empty({x.size(0), up + skip.size(1), 2 * x.size(2), 2 * x.size(3), 2 * x.size(4)},
                                       x.options());
-  detail::conv_transpose3d_k3s2_into(buffer.narrow(1, 0, up), x, upconv.weight, upconv.bias);
+  nn::detail::conv_transpose3d_k3s2_into(buffer.narrow(1, 0, up), x, upconv.weight, upconv.bias);
   buffer.narrow(1, up, skip.size(1)).copy_(skip);
   skip = torch::Tensor();  // the caller's last reference: free it now
   return buffer;
@@ -461,18 +461,18 @@ SegOutput HDenseFormerImpl::forward(const torch::Tensor& input, const TapRequest
   // Decoder with deep-supervision heads.
   // One statement per step: a temporary would live (and hold its memory) until the end of its full expression.
   const bool ds = request.deep_supervision;
-  torch::Tensor out3 = ds ? detail::conv3d(*conv1x1_d3, x) : torch::Tensor();
+  torch::Tensor out3 = ds ? nn::detail::conv3d(*conv1x1_d3, x) : torch::Tensor();
   x = block_3_1_right->forward(up_and_concat(*upconv_3, x, ds2));
   x = block_3_2_right->forward(x);
-  torch::Tensor out2 = ds ? detail::conv3d(*conv1x1_d2, x) : torch::Tensor();
+  torch::Tensor out2 = ds ? nn::detail::conv3d(*conv1x1_d2, x) : torch::Tensor();
   x = block_2_1_right->forward(up_and_concat(*upconv_2, x, ds1));
   x = block_2_2_right->forward(x);
   if (request.features) taps.set(kDecoderFine, x);
-  torch::Tensor out1 = ds ? detail::conv3d(*conv1x1_d1, x) : torch::Tensor();
+  torch::Tensor out1 = ds ? nn::detail::conv3d(*conv1x1_d1, x) : torch::Tensor();
   x = block_1_1_right->forward(up_and_concat(*upconv_1, x, ds0));
   x = block_1_2_right->forward(x);
   if (request.features) taps.set(kDecoderLast, x);
-  out.logits = detail::conv3d(*conv1x1, x);
+  out.logits = nn::detail::conv3d(*conv1x1, x);
   if (ds) out.deep_supervision = {out1, out2, out3};
   return out;
 }

@@ -8,11 +8,12 @@
 #include <torch/torch.h>
 
 #include "models/detail/factories.hpp"
-#include "models/detail/fast_ops.hpp"
+#include "nn/detail/fast_ops.hpp"
 #include "models/detail/low_precision_conv.hpp"
 #include "teachformer/core/error.hpp"
 #include "teachformer/core/json.hpp"
 #include "teachformer/nn/flops.hpp"
+#include "teachformer/nn/kernels.hpp"
 
 namespace teachformer::models {
 
@@ -122,48 +123,6 @@ void validate(const TeachFormerSOptions& o) {
 // ---------------------------------------------------------------------------------------------------------------
 // Functional pieces
 
-namespace {
-// y [B, (C, kd, kh, kw), d h w] (sub-voxel phases) -> [B, C, 2d, 2h, 2w]. Without grad mode a scatter kernel
-// replaces the 8-dim permute copy (whose innermost run has length 2).
-// With `onto` (no grad mode only) the interleaved result is added into that tensor in place and returned: the
-// decoder's skip addition without a separate sum pass over the widest feature map.
-torch::Tensor detail_interleave(const torch::Tensor& y, int64_t b, int64_t c, int64_t d, int64_t h, int64_t w,
-                                torch::Tensor onto = {}) {
-  if (!detail::use_fast_kernels(y)) {
-    torch::Tensor out =
-        y.reshape({b, c, 2, 2, 2, d, h, w}).permute({0, 1, 5, 2, 6, 3, 7, 4}).reshape({b, c, 2 * d, 2 * h, 2 * w});
-    return onto.defined() ? out + onto : out;
-  }
-  const bool accumulate = onto.defined() && onto.scalar_type() == torch::kFloat32 && onto.is_contiguous() &&
-                          onto.sizes() == torch::IntArrayRef({b, c, 2 * d, 2 * h, 2 * w});
-  torch::Tensor out = accumulate ? onto : torch::empty({b, c, 2 * d, 2 * h, 2 * w}, y.options());
-  const torch::Tensor phases = y.reshape({b, c, 8, d, h, w});
-  for (int p = 0; p < 8; ++p)
-    detail::scatter_phase_(out, phases.select(2, p), p >> 2, (p >> 1) & 1, p & 1, accumulate);
-  return onto.defined() && !accumulate ? out.add_(onto) : out;
-}
-}  // namespace
-
-torch::Tensor conv_transpose3d_k2s2(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
-                                    const torch::Tensor& add_to) {
-  TF_CHECK(x.dim() == 5 && weight.dim() == 5 && weight.size(2) == 2 && weight.size(3) == 2 && weight.size(4) == 2 &&
-               x.size(1) == weight.size(0),
-           InvalidArgument, "conv_transpose3d_k2s2: expected x [B, I, D, H, W] and weight [I, O, 2, 2, 2], got ",
-           x.sizes().vec(), " and ", weight.sizes().vec());
-  const int64_t b = x.size(0), in = x.size(1), d = x.size(2), h = x.size(3), w = x.size(4), out = weight.size(1);
-  // Each input voxel scatters into its own 2x2x2 output block: y[(o, kd, kh, kw), voxel] = W^T x, no overlap.
-  const torch::Tensor wt = weight.reshape({in, out * 8}).t();  // [(o, kd, kh, kw), I]
-  const torch::Tensor xf = x.reshape({b, in, d * h * w});
-  torch::Tensor y;
-  if (bias.defined()) {
-    const torch::Tensor bias8 = bias.repeat_interleave(8).unsqueeze(1);  // [(o, kd, kh, kw), 1]
-    y = b == 1 ? torch::addmm(bias8, wt, xf[0]).unsqueeze(0) : torch::baddbmm(bias8, wt.expand({b, -1, -1}), xf);
-  } else {
-    y = torch::matmul(wt, xf);
-  }
-  nn::count_macs("conv_transpose", nn::conv_transpose_macs(weight, x));
-  return detail_interleave(y, b, out, d, h, w, add_to);
-}
 
 namespace {
 
@@ -285,9 +244,9 @@ void ConvNormActImpl::reset() {
 torch::Tensor ConvNormActImpl::normalize(torch::Tensor y, bool activate) {
   const double slope = options_.negative_slope();
   if (instance_norm) {
-    if (detail::use_fast_kernels(y)) {
+    if (nn::detail::use_fast_kernels(y)) {
       if (!y.is_contiguous()) y = y.contiguous();
-      detail::instance_norm_act_(y, instance_norm->weight, instance_norm->bias, options_.norm_eps(), activate, slope);
+      nn::detail::instance_norm_act_(y, instance_norm->weight, instance_norm->bias, options_.norm_eps(), activate, slope);
       return y;
     }
     y = torch::instance_norm(y, instance_norm->weight, instance_norm->bias, {}, {}, true, 0.0, options_.norm_eps(),
@@ -306,8 +265,8 @@ bool ConvNormActImpl::low_precision_capable() const {
 
 torch::Tensor ConvNormActImpl::convolve(const torch::Tensor& x) {
   if (observing_) observed_absmax_ = std::max(observed_absmax_, x.detach().abs().max().item<float>());
-  if (low_ && detail::use_fast_kernels(x)) return low_->forward(x);
-  return detail::conv3d(*conv, x);
+  if (low_ && nn::detail::use_fast_kernels(x)) return low_->forward(x);
+  return nn::detail::conv3d(*conv, x);
 }
 
 void ConvNormActImpl::set_precision(Precision precision, float input_absmax) {
@@ -428,7 +387,7 @@ SegOutput TeachFormerSImpl::forward(const torch::Tensor& input, const TapRequest
   using teachformer_s::ConvNormAct;
   using teachformer_s::ConvNormActImpl;
   // The fused CPU kernels for a float32 CPU input without grad; LibTorch operators elsewhere (CUDA, autocast).
-  const bool fast = detail::use_fast_kernels(input);
+  const bool fast = nn::detail::use_fast_kernels(input);
   const bool keep = request.intermediates;
   const int64_t stages = int64_t(options_.channels().size());
   SegOutput out;
@@ -474,12 +433,12 @@ SegOutput TeachFormerSImpl::forward(const torch::Tensor& input, const TapRequest
     auto& upconv = *up[i]->as<torch::nn::ConvTranspose3d>();
     // up(x) + skip; in no-grad mode written into the skip's buffer (the skip is not used again).
     // (Intermediates keep references to the encoder outputs: then the skip is copied first.)
-    x = conv_transpose3d_k2s2(x, upconv.weight, upconv.bias, keep && fast ? skips[i].clone() : skips[i]);
+    x = nn::conv_transpose3d_k2s2(x, upconv.weight, upconv.bias, keep && fast ? skips[i].clone() : skips[i]);
     skips[i] = torch::Tensor();
     for (const auto& unit : *decoder[i]->as<torch::nn::ModuleList>()) x = unit->as<ConvNormActImpl>()->forward(x);
     if (keep) taps.set("decoder" + std::to_string(i), x);
     if (i < options_.deep_supervision() && request.deep_supervision)
-      ds[i] = detail::conv3d(*ds_heads[i]->as<torch::nn::Conv3d>(), x);
+      ds[i] = nn::detail::conv3d(*ds_heads[i]->as<torch::nn::Conv3d>(), x);
   }
   if (request.features) taps.set(kDecoderFine, x);
 
@@ -511,10 +470,10 @@ SegOutput TeachFormerSImpl::forward(const torch::Tensor& input, const TapRequest
     }
     nn::count_macs("conv_transpose", nn::conv_transpose_macs(head_up->weight, x));
     nn::count_macs("conv", b * oc * 8 * n * hc);
-    logits = detail_interleave(b == 1 ? per_sample[0].unsqueeze(0) : torch::stack(per_sample), b, oc, x.size(2),
+    logits = nn::detail::interleave_phases(b == 1 ? per_sample[0].unsqueeze(0) : torch::stack(per_sample), b, oc, x.size(2),
                                x.size(3), x.size(4));
     if (options_.input_skip())
-      logits = logits + detail::conv3d(input, head->weight.narrow(1, hc, options_.in_channels()), {}, {1, 1, 1},
+      logits = logits + nn::detail::conv3d(input, head->weight.narrow(1, hc, options_.in_channels()), {}, {1, 1, 1},
                                        {0, 0, 0});
   }
   out.logits = logits;

@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include "nn/detail/fast_ops.hpp"
 #include "teachformer/core/error.hpp"
 #include "teachformer/nn/flops.hpp"
 
@@ -18,6 +19,38 @@ bool all_ones(const torch::ExpandingArray<3>& a) {
 
 void check_positive(const torch::ExpandingArray<3>& a, const char* block, const char* option) {
   for (int64_t v : *a) TF_CHECK(v > 0, InvalidArgument, block, ": option ", option, " must be positive, got ", vec(a));
+}
+
+bool is_pointwise(const torch::nn::Conv3dImpl& m) {
+  for (int64_t k : *m.options.kernel_size())
+    if (k != 1) return false;
+  return true;
+}
+
+// norm then act (act may be null: the norm alone). Without grad mode, on a contiguous float32 CPU tensor, an
+// instance norm with the input's own statistics followed by a (leaky) ReLU or by nothing is one in-place pass over
+// `x`, which must be a fresh tensor (a convolution's output) that nothing else reads.
+torch::Tensor norm_act(torch::nn::AnyModule& norm, torch::nn::AnyModule* act, torch::Tensor x) {
+  const auto* in = norm.ptr()->as<torch::nn::InstanceNorm3dImpl>();
+  // With running statistics the norm uses them in eval mode and updates them in training: LibTorch's operator only.
+  if (in && !in->options.track_running_stats() && detail::use_fast_kernels(x) && x.dim() == 5 && x.is_contiguous()) {
+    double slope = 0.0;
+    bool fusable = act == nullptr;
+    if (act) {
+      if (const auto* leaky = act->ptr()->as<torch::nn::LeakyReLUImpl>()) {
+        fusable = true;
+        slope = leaky->options.negative_slope();
+      } else {
+        fusable = act->ptr()->as<torch::nn::ReLUImpl>() != nullptr;
+      }
+    }
+    if (fusable) {
+      detail::instance_norm_act_(x, in->weight, in->bias, in->options.eps(), act != nullptr, slope);
+      return x;
+    }
+  }
+  x = norm.forward(x);
+  return act ? act->forward(x) : x;
 }
 
 }  // namespace
@@ -65,6 +98,11 @@ void ConvolutionImpl::reset() {
 }
 
 torch::Tensor ConvolutionImpl::forward(const torch::Tensor& x) {
+  // Without grad mode on float32 CPU tensors, k > 1 convolutions call oneDNN directly: LibTorch 1.13 sends batch-1
+  // inputs with few channels (the 2-modality input at 96^3) to a 2.5x slower im2col path. 1^3 and transposed
+  // convolutions stay with LibTorch's oneDNN path, which measured faster at these blocks' sizes than the GEMM routes
+  // the student uses (docs/benchmarks.md).
+  if (conv && !is_pointwise(*conv) && detail::use_fast_kernels(x)) return detail::conv3d(*conv, x);
   return conv ? nn::conv(*conv, x) : nn::conv_transpose(*conv_transpose, x);
 }
 
@@ -86,8 +124,8 @@ void UnetBasicBlockImpl::reset() {
 }
 
 torch::Tensor UnetBasicBlockImpl::forward(const torch::Tensor& x) {
-  auto out = lrelu.forward(norm1.forward(conv1->forward(x)));
-  return lrelu.forward(norm2.forward(conv2->forward(out)));
+  auto out = norm_act(norm1, &lrelu, conv1->forward(x));
+  return norm_act(norm2, &lrelu, conv2->forward(out));
 }
 
 UnetResBlockImpl::UnetResBlockImpl(UnetBlockOptions options_) : options(std::move(options_)) { reset(); }
@@ -113,12 +151,18 @@ void UnetResBlockImpl::reset() {
 }
 
 torch::Tensor UnetResBlockImpl::forward(const torch::Tensor& x) {
-  auto out = lrelu.forward(norm1.forward(conv1->forward(x)));
-  out = norm2.forward(conv2->forward(out));
+  auto out = norm_act(norm1, &lrelu, conv1->forward(x));
+  out = norm_act(norm2, nullptr, conv2->forward(out));
   if (conv3) {
-    out.add_(norm3.forward(conv3->forward(x)));
+    out.add_(norm_act(norm3, nullptr, conv3->forward(x)));
   } else {
     out.add_(x);
+  }
+  if (detail::use_fast_kernels(out)) {
+    // In place: `out` is this block's own sum.
+    if (const auto* leaky = lrelu.ptr()->as<torch::nn::LeakyReLUImpl>())
+      return torch::leaky_relu_(out, leaky->options.negative_slope());
+    if (lrelu.ptr()->as<torch::nn::ReLUImpl>()) return torch::relu_(out);
   }
   return lrelu.forward(out);
 }

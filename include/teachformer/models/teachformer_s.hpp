@@ -223,11 +223,5 @@ class TeachFormerSImpl : public SegmentationModelImpl, public LowPrecisionModel 
 };
 TORCH_MODULE(TeachFormerS);
 
-/// ConvTranspose3d with kernel 2 and stride 2 (no overlap) as one matrix product plus an interleaving copy
-/// (LibTorch 1.13 runs conv_transpose3d on a slow im2col path). x [B, I, D, H, W], weight [I, O, 2, 2, 2],
-/// bias [O] or undefined -> [B, O, 2D, 2H, 2W]. Differentiable; counts MACs as "conv_transpose". `add_to` (optional,
-/// [B, O, 2D, 2H, 2W]) is added to the result; without grad mode the sum is written into add_to's own buffer.
-torch::Tensor conv_transpose3d_k2s2(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
-                                    const torch::Tensor& add_to = {});
 
 }  // namespace teachformer::models

@@ -43,6 +43,8 @@ struct ConvolutionOptions {
 
 /// A Conv3d or ConvTranspose3d registered as child "conv" (MONAI's Convolution is a Sequential with a "conv"
 /// child), counted by the FLOP counter. forward: [B, in, D, H, W] -> [B, out, D', H', W'].
+/// Without grad mode on float32 CPU tensors, k > 1 convolutions call oneDNN directly and the blocks below fuse an
+/// instance norm with its activation (nn/kernels.hpp switches these kernels off).
 class ConvolutionImpl : public torch::nn::Cloneable<ConvolutionImpl> {
  public:
   explicit ConvolutionImpl(ConvolutionOptions options);

@@ -1,13 +1,15 @@
-#include "teachformer/models/kernels.hpp"
-
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include "teachformer/models/registry.hpp"
 #include "teachformer/models/seg_model.hpp"
+#include "teachformer/nn/kernels.hpp"
 
 namespace teachformer::models {
 namespace {
+
+using nn::fast_kernels_enabled;
+using nn::set_fast_kernels;
 
 // Restores the switch whatever the test does.
 struct KernelsOff {
@@ -49,6 +51,20 @@ TEST(Kernels, HDenseFormerFallbackEqualsTheCpuKernels) {
   expect_same_without_fast_kernels("hdenseformer",
                                    {{"in_channels", 2}, {"n_cls", 2}, {"n_filters", 4}, {"image_size", {32, 32, 32}},
                                     {"transformer_depth", 4}, {"dense_layers", 2}},
+                                   {1, 2, 32, 32, 32});
+}
+
+// The teachers' convolution blocks (MONAI's UnetResBlock, UnetrUpBlock, ...) with instance norms and leaky ReLUs.
+TEST(Kernels, UnetrFallbackEqualsTheCpuKernels) {
+  expect_same_without_fast_kernels("unetr",
+                                   {{"in_channels", 2}, {"out_channels", 3}, {"img_size", 32}, {"feature_size", 4},
+                                    {"hidden_size", 24}, {"mlp_dim", 32}, {"num_heads", 4}},
+                                   {2, 2, 32, 32, 32});
+}
+
+TEST(Kernels, SwinUnetrFallbackEqualsTheCpuKernels) {
+  expect_same_without_fast_kernels("swin_unetr", {{"in_channels", 2}, {"out_channels", 2}, {"feature_size", 12},
+                                                  {"num_heads", {1, 2, 2, 4}}},
                                    {1, 2, 32, 32, 32});
 }
 

@@ -1,5 +1,5 @@
 // TeachFormer-S: presets and parameter budgets, shapes on non-cubic inputs, taps, the inference path against the
-// differentiable path, the k2 s2 transposed convolution, and bad-argument messages.
+// differentiable path, and bad-argument messages.
 #include "teachformer/models/teachformer_s.hpp"
 
 #include <gmock/gmock.h>
@@ -198,48 +198,6 @@ TEST(TeachFormerS, AttentionTapsAreRowStochastic) {
     expect_close(a.sum(-1), torch::ones({1, 4, 8}), "row sums", 1e-5);
   }
   EXPECT_FALSE(out.taps.contains("attention.block4"));
-}
-
-TEST(TeachFormerS, ConvTransposeK2S2EqualsTorch) {
-  torch::manual_seed(5);
-  for (int64_t batch : {1, 3}) {
-    const torch::Tensor x0 = torch::randn({batch, 5, 3, 2, 4});
-    const torch::Tensor w0 = torch::randn({5, 6, 2, 2, 2}), b0 = torch::randn({6});
-    expect_close(conv_transpose3d_k2s2(x0, w0, b0), torch::conv_transpose3d(x0, w0, b0, 2), "with bias", 1e-5);
-    expect_close(conv_transpose3d_k2s2(x0, w0, {}), torch::conv_transpose3d(x0, w0, {}, 2), "no bias", 1e-5);
-    auto grads = [&](bool mine) {
-      auto x = x0.clone().requires_grad_(), w = w0.clone().requires_grad_(), b = b0.clone().requires_grad_();
-      const auto y = mine ? conv_transpose3d_k2s2(x, w, b) : torch::conv_transpose3d(x, w, b, 2);
-      (y * torch::arange(y.numel()).reshape(y.sizes()).to(torch::kFloat32).cos()).sum().backward();
-      return std::vector<torch::Tensor>{x.grad(), w.grad(), b.grad()};
-    };
-    const auto a = grads(true), e = grads(false);
-    for (int i = 0; i < 3; ++i) expect_close(a[i], e[i], "grad", 1e-4);
-  }
-  // Without grad mode (the fused CPU kernel), with and without a tensor to add the result into.
-  {
-    torch::NoGradGuard no_grad;
-    for (int64_t batch : {1, 2}) {
-      const torch::Tensor x = torch::randn({batch, 5, 3, 2, 4}), w = torch::randn({5, 6, 2, 2, 2});
-      const torch::Tensor b = torch::randn({6}), onto = torch::randn({batch, 6, 6, 4, 8});
-      const torch::Tensor expected = torch::conv_transpose3d(x, w, b, 2);
-      expect_close(conv_transpose3d_k2s2(x, w, b), expected, "fused", 1e-5);
-      expect_close(conv_transpose3d_k2s2(x, w, {}), torch::conv_transpose3d(x, w, {}, 2), "fused, no bias", 1e-5);
-      torch::Tensor sum = onto.clone();
-      const torch::Tensor r = conv_transpose3d_k2s2(x, w, b, sum);
-      expect_close(r, expected + onto, "fused into add_to", 1e-5);
-      EXPECT_EQ(r.data_ptr(), sum.data_ptr());  // written into add_to's buffer
-      // A strided add_to is not written: the sum is a new tensor.
-      const torch::Tensor strided = torch::randn({batch, 6, 6, 8, 4}).transpose(3, 4);
-      ASSERT_FALSE(strided.is_contiguous());
-      const torch::Tensor strided_before = strided.clone();
-      expect_close(conv_transpose3d_k2s2(x, w, b, strided), expected + strided_before, "strided add_to", 1e-5);
-      expect_close(strided, strided_before, "strided add_to unchanged", 0.0);
-    }
-  }
-  nn::FlopCounter counter;
-  conv_transpose3d_k2s2(torch::randn({1, 5, 3, 2, 4}), torch::randn({5, 6, 2, 2, 2}), {});
-  EXPECT_EQ(counter.by_kind().at("conv_transpose"), 24 * 6 * 8 * 5);
 }
 
 TEST(TeachFormerS, RejectsInputsNotDivisibleByItsFactor) {

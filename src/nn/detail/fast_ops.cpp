@@ -1,5 +1,5 @@
-#include "models/detail/fast_ops.hpp"
-#include "teachformer/models/kernels.hpp"
+#include "nn/detail/fast_ops.hpp"
+#include "teachformer/nn/kernels.hpp"
 
 #include <atomic>
 #include <cstdlib>
@@ -16,7 +16,7 @@
 #include "teachformer/core/error.hpp"
 #include "teachformer/nn/flops.hpp"
 
-namespace teachformer::models::detail {
+namespace teachformer::nn::detail {
 namespace {
 
 // Eight independent float lanes per 4096-element chunk (vectorisable without reassociation), chunks summed in
@@ -74,6 +74,9 @@ std::atomic<bool>& fast_switch() {
   }()};
   return on;
 }
+
+// Rows of the last dim are read as contiguous runs (a dim of size 1 may carry any stride).
+bool unit_last_stride(const torch::Tensor& t) { return t.size(-1) == 1 || t.stride(-1) == 1; }
 
 void require_float5d(const torch::Tensor& x, const char* what) {
   TF_CHECK(x.dim() == 5 && x.scalar_type() == torch::kFloat32 && x.device().is_cpu(), InvalidArgument, what,
@@ -232,7 +235,8 @@ namespace {
 // Not counted (the callers count what the op means).
 torch::Tensor raw_conv3d(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                          torch::IntArrayRef stride, torch::IntArrayRef padding) {
-  // 1^3 convolutions are matrix products: oneDNN 2.6 runs them about 20x slower than a GEMM on these shapes.
+  // 1^3 convolutions are matrix products: oneDNN 2.6 ran the student's about 20x slower than a GEMM (at the
+  // teachers' wide 96^3 layers the GEMM loses instead; their blocks do not come here for 1^3 convolutions).
   const bool pointwise = weight.dim() == 5 && weight.size(2) == 1 && weight.size(3) == 1 && weight.size(4) == 1 &&
                          std::all_of(stride.begin(), stride.end(), [](int64_t s) { return s == 1; }) &&
                          std::all_of(padding.begin(), padding.end(), [](int64_t p) { return p == 0; });
@@ -275,7 +279,7 @@ torch::Tensor raw_conv3d(const torch::Tensor& x, const torch::Tensor& weight, co
 torch::Tensor conv3d(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                      torch::IntArrayRef stride, torch::IntArrayRef padding) {
   torch::Tensor y = raw_conv3d(x, weight, bias, stride, padding);
-  nn::count_macs("conv", nn::conv_macs(weight, y));
+  count_macs("conv", conv_macs(weight, y));
   return y;
 }
 
@@ -291,7 +295,7 @@ void scatter_phase_(torch::Tensor& out, const torch::Tensor& phase, int pd, int 
   TF_CHECK(out.dim() == 5 && out.scalar_type() == torch::kFloat32 && out.stride(4) == 1, InvalidArgument,
            "scatter_phase_: output must be float32 [B, C, 2D, 2H, 2W] with unit last stride");
   const int64_t B = out.size(0), C = out.size(1), D = out.size(2) / 2, H = out.size(3) / 2, W = out.size(4) / 2;
-  TF_CHECK(phase.dim() == 5 && phase.scalar_type() == torch::kFloat32 && phase.stride(4) == 1 &&
+  TF_CHECK(phase.dim() == 5 && phase.scalar_type() == torch::kFloat32 && unit_last_stride(phase) &&
                phase.sizes().vec() == std::vector<int64_t>({B, C, D, H, W}),
            InvalidArgument, "scatter_phase_: phase must be float32 ", std::vector<int64_t>{B, C, D, H, W},
            " with unit last stride, got ", phase.sizes().vec());
@@ -320,7 +324,7 @@ void gather_phase_(torch::Tensor& out, const torch::Tensor& in, int pd, int ph, 
            InvalidArgument, "gather_phase_: input must be float32 [B, C, 2D, 2H, 2W] with unit last stride, got ",
            in.sizes().vec());
   const int64_t B = in.size(0), C = in.size(1), D = in.size(2) / 2, H = in.size(3) / 2, W = in.size(4) / 2;
-  TF_CHECK(out.dim() == 5 && out.scalar_type() == torch::kFloat32 && out.stride(4) == 1 &&
+  TF_CHECK(out.dim() == 5 && out.scalar_type() == torch::kFloat32 && unit_last_stride(out) &&
                out.sizes().vec() == std::vector<int64_t>({B, C, D, H, W}),
            InvalidArgument, "gather_phase_: output must be float32 ", std::vector<int64_t>{B, C, D, H, W},
            " with unit last stride, got ", out.sizes().vec());
@@ -374,12 +378,56 @@ void conv_transpose3d_k3s2_into(torch::Tensor out, const torch::Tensor& x, const
               .copy_(y);
         }
       }
-  nn::count_macs("conv_transpose", nn::conv_transpose_macs(weight, x));
+  count_macs("conv_transpose", conv_transpose_macs(weight, x));
 }
 
-}  // namespace teachformer::models::detail
+torch::Tensor interleave_phases(const torch::Tensor& y, int64_t b, int64_t c, int64_t d, int64_t h, int64_t w,
+                                const torch::Tensor& onto) {
+  if (!use_fast_kernels(y)) {
+    torch::Tensor out =
+        y.reshape({b, c, 2, 2, 2, d, h, w}).permute({0, 1, 5, 2, 6, 3, 7, 4}).reshape({b, c, 2 * d, 2 * h, 2 * w});
+    return onto.defined() ? out + onto : out;
+  }
+  const bool accumulate = onto.defined() && onto.scalar_type() == torch::kFloat32 && onto.is_contiguous() &&
+                          onto.sizes() == torch::IntArrayRef({b, c, 2 * d, 2 * h, 2 * w});
+  torch::Tensor out = accumulate ? onto : torch::empty({b, c, 2 * d, 2 * h, 2 * w}, y.options());
+  const torch::Tensor phases = y.reshape({b, c, 8, d, h, w});
+  for (int p = 0; p < 8; ++p)
+    scatter_phase_(out, phases.select(2, p), p >> 2, (p >> 1) & 1, p & 1, accumulate);
+  return onto.defined() && !accumulate ? out.add_(onto) : out;
+}
 
-namespace teachformer::models {
+namespace {
+// y[b, (o, kd, kh, kw), voxel] = W^T x (+ bias): each input voxel's 2x2x2 output block, before interleaving.
+torch::Tensor k2s2_phases(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
+  TF_CHECK(x.dim() == 5 && weight.dim() == 5 && weight.size(2) == 2 && weight.size(3) == 2 && weight.size(4) == 2 &&
+               x.size(1) == weight.size(0),
+           InvalidArgument, "conv_transpose3d_k2s2: expected x [B, I, D, H, W] and weight [I, O, 2, 2, 2], got ",
+           x.sizes().vec(), " and ", weight.sizes().vec());
+  const int64_t b = x.size(0), in = x.size(1), out = weight.size(1);
+  const torch::Tensor wt = weight.reshape({in, out * 8}).t();  // [(o, kd, kh, kw), I]
+  const torch::Tensor xf = x.reshape({b, in, x.size(2) * x.size(3) * x.size(4)});
+  torch::Tensor y;
+  if (bias.defined()) {
+    const torch::Tensor bias8 = bias.repeat_interleave(8).unsqueeze(1);  // [(o, kd, kh, kw), 1]
+    y = b == 1 ? torch::addmm(bias8, wt, xf[0]).unsqueeze(0) : torch::baddbmm(bias8, wt.expand({b, -1, -1}), xf);
+  } else {
+    y = torch::matmul(wt, xf);
+  }
+  count_macs("conv_transpose", conv_transpose_macs(weight, x));
+  return y;
+}
+}  // namespace
+
+}  // namespace teachformer::nn::detail
+
+namespace teachformer::nn {
 void set_fast_kernels(bool enabled) { detail::fast_switch().store(enabled); }
 bool fast_kernels_enabled() { return detail::fast_switch().load(); }
-}  // namespace teachformer::models
+
+torch::Tensor conv_transpose3d_k2s2(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
+                                    const torch::Tensor& add_to) {
+  const torch::Tensor y = detail::k2s2_phases(x, weight, bias);
+  return detail::interleave_phases(y, x.size(0), weight.size(1), x.size(2), x.size(3), x.size(4), add_to);
+}
+}  // namespace teachformer::nn
