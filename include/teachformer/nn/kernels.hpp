@@ -1,7 +1,8 @@
 // The hand-written CPU kernels of the blocks and models (fused norm + activation, pooling, upsampling, direct oneDNN
 // convolutions, convolutions as GEMMs, sub-pixel scatter/gather, the student's fused output block) run only on
 // float32 CPU tensors without grad mode; everywhere else — CUDA tensors, autocast dtypes, training — the blocks and
-// models use the equivalent LibTorch operators. This switch turns the kernels off for a whole process (tests compare both paths; TF_NO_FAST_KERNELS=1 does the same from the environment).
+// models use the equivalent LibTorch operators. This switch turns the kernels off for a whole process (tests compare
+// both paths; TF_NO_FAST_KERNELS=1 does the same from the environment).
 #pragma once
 #include <torch/types.h>
 
