@@ -50,9 +50,9 @@ void register_experiment(CLI::App& parent) {
       ->delimiter(',');
   cmd->add_option("--student", custom_students,
                   "A student of your own, NAME=JSON (repeatable): a distill config inline or in a file, e.g. "
-                  "kd4='{\"strategy\": \"hinton\", \"temperature\": 4}'; keys of its own: single_teacher, "
-                  "teacher_val_tau, learns_from. Trained on the same batches and compared with student_alone like "
-                  "the ladder's");
+                  "kd4='{\"strategy\": \"hinton\", \"temperature\": 4}'; keys of its own: " +
+                      pipeline::custom_student_keys() +
+                      ". Trained on the same batches and compared with student_alone like the ladder's");
   cmd->add_option("--teacher-epochs", o.teacher_epochs,
                   "Epoch budget of each teacher; early stopping on validation Dice ends sooner (default: the preset's)")
       ->check(CLI::PositiveNumber);

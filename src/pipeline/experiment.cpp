@@ -770,6 +770,8 @@ std::vector<StudentVariant> student_variants(double variant_temperature) {
   };
 }
 
+std::string custom_student_keys() { return "learns_from, single_teacher, teacher_val_tau, unlabelled"; }
+
 StudentVariant custom_student_variant(const std::string& spec) {
   const auto eq = spec.find('=');
   TF_CHECK(eq != std::string::npos && eq > 0 && eq + 1 < spec.size(), ConfigError, "--student '", spec,
@@ -819,7 +821,7 @@ StudentVariant custom_student_variant(const std::string& spec) {
     d = distill::distill_options_from_json(j);
   } catch (const Error& e) {
     TF_THROW(ConfigError, "--student '", v.name, "': ", e.what(),
-             "; besides the distill options a student takes learns_from, single_teacher, teacher_val_tau, unlabelled");
+             "; besides the distill options a student takes ", custom_student_keys());
   }
   TF_CHECK(d.strategy.needs_teachers(), ConfigError, "--student '", v.name,
            "': its strategy uses no teacher term (kd, attn_coarse, attn_fine, attn_probs); it would be the lone "

@@ -271,5 +271,14 @@ TEST(Experiment, PaperPresetsRefuseDataOfTheOtherKind) {
   EXPECT_NE(r.output.find("paper-hecktor needs PET/CT data"), std::string::npos) << r.output;
 }
 
+// The --student help names every key a student of one's own takes besides the distill options.
+TEST(Experiment, HelpListsTheKeysOfAStudentOfOnesOwn) {
+  const auto r = run_cli("experiment --help");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("keys of its own: learns_from, single_teacher, teacher_val_tau, unlabelled"),
+            std::string::npos)
+      << r.output;
+}
+
 }  // namespace
 }  // namespace teachformer::test

@@ -100,12 +100,15 @@ struct ExperimentOptions {
 
 /// Every variant the experiment knows (for `temperature` the variant temperature).
 std::vector<StudentVariant> student_variants(double variant_temperature = 4.0);
+/// The keys a user-defined student takes besides the distill options, as one text for help and error messages:
+/// "learns_from, single_teacher, teacher_val_tau, unlabelled".
+std::string custom_student_keys();
 /// A user-defined student from "NAME=JSON" (JSON inline or a file): a distill config ({"strategy": preset name or
-/// {"stages": [...]}, "temperature", "aggregation", ...; default strategy teachformer}) plus two keys of the
+/// {"stages": [...]}, "temperature", "aggregation", ...; default strategy teachformer}) plus keys of the
 /// experiment's own: "single_teacher" (distil from the teacher with the best validation Dice only),
-/// "teacher_val_tau" (its own temperature of the teachers' validation-Dice weights) and "learns_from" (the table's
-/// text; default: the strategy's terms). NAME: letters, digits, '_' and '-', and not
-/// a built-in student. Throws ConfigError naming the student and what is wrong.
+/// "teacher_val_tau" (its own temperature of the teachers' validation-Dice weights), "unlabelled" (also train on the
+/// unlabelled phantoms) and "learns_from" (the table's text; default: the strategy's terms). NAME: letters, digits,
+/// '_' and '-', and not a built-in student. Throws ConfigError naming the student and what is wrong.
 StudentVariant custom_student_variant(const std::string& spec);
 /// The ladder a preset trains by default.
 std::vector<std::string> default_students(const std::string& preset, bool with_unlabelled);
