@@ -1,5 +1,7 @@
 #include "teachformer/nn/unet_blocks.hpp"
 
+#include <optional>
+
 #include <torch/torch.h>
 
 #include "nn/detail/fast_ops.hpp"
@@ -27,6 +29,13 @@ bool is_pointwise(const torch::nn::Conv3dImpl& m) {
   return true;
 }
 
+// The negative slope of a leaky ReLU (0 for a ReLU); none for any other activation, which the kernels do not fuse.
+std::optional<double> rectifier_slope(const torch::nn::AnyModule& act) {
+  if (const auto* leaky = act.ptr()->as<torch::nn::LeakyReLUImpl>()) return leaky->options.negative_slope();
+  if (act.ptr()->as<torch::nn::ReLUImpl>()) return 0.0;
+  return std::nullopt;
+}
+
 // norm then act (act may be null: the norm alone). Without grad mode, on a contiguous float32 CPU tensor, an
 // instance norm with the input's own statistics followed by a (leaky) ReLU or by nothing is one in-place pass over
 // `x`, which must be a fresh tensor (a convolution's output) that nothing else reads.
@@ -34,18 +43,9 @@ torch::Tensor norm_act(torch::nn::AnyModule& norm, torch::nn::AnyModule* act, to
   const auto* in = norm.ptr()->as<torch::nn::InstanceNorm3dImpl>();
   // With running statistics the norm uses them in eval mode and updates them in training: LibTorch's operator only.
   if (in && !in->options.track_running_stats() && detail::use_fast_kernels(x) && x.dim() == 5 && x.is_contiguous()) {
-    double slope = 0.0;
-    bool fusable = act == nullptr;
-    if (act) {
-      if (const auto* leaky = act->ptr()->as<torch::nn::LeakyReLUImpl>()) {
-        fusable = true;
-        slope = leaky->options.negative_slope();
-      } else {
-        fusable = act->ptr()->as<torch::nn::ReLUImpl>() != nullptr;
-      }
-    }
-    if (fusable) {
-      detail::instance_norm_act_(x, in->weight, in->bias, in->options.eps(), act != nullptr, slope);
+    const std::optional<double> slope = act ? rectifier_slope(*act) : std::optional<double>(0.0);
+    if (slope) {
+      detail::instance_norm_act_(x, in->weight, in->bias, in->options.eps(), act != nullptr, *slope);
       return x;
     }
   }
@@ -160,9 +160,7 @@ torch::Tensor UnetResBlockImpl::forward(const torch::Tensor& x) {
   }
   if (detail::use_fast_kernels(out)) {
     // In place: `out` is this block's own sum.
-    if (const auto* leaky = lrelu.ptr()->as<torch::nn::LeakyReLUImpl>())
-      return torch::leaky_relu_(out, leaky->options.negative_slope());
-    if (lrelu.ptr()->as<torch::nn::ReLUImpl>()) return torch::relu_(out);
+    if (const auto slope = rectifier_slope(lrelu)) return torch::leaky_relu_(out, *slope);
   }
   return lrelu.forward(out);
 }

@@ -13,8 +13,9 @@ void set_fast_kernels(bool enabled);
 /// Whether they are on (default: on, unless TF_NO_FAST_KERNELS is set to a non-zero value).
 bool fast_kernels_enabled();
 
-/// ConvTranspose3d with kernel 2 and stride 2 (no overlap) as one matrix product plus an interleaving copy
-/// (LibTorch 1.13 runs conv_transpose3d on a slow im2col path). x [B, I, D, H, W], weight [I, O, 2, 2, 2],
+/// ConvTranspose3d with kernel 2 and stride 2 (no overlap) as one matrix product plus an interleaving copy (at the
+/// student's narrow layers about as fast as LibTorch's oneDNN path, and it can fuse the skip addition; at wide
+/// full-resolution layers oneDNN's is faster). x [B, I, D, H, W], weight [I, O, 2, 2, 2],
 /// bias [O] or undefined -> [B, O, 2D, 2H, 2W]. Differentiable; counts MACs as "conv_transpose". `add_to` (optional,
 /// [B, O, 2D, 2H, 2W]) is added to the result; without grad mode the sum is written into add_to's own buffer.
 torch::Tensor conv_transpose3d_k2s2(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,

@@ -397,9 +397,15 @@ torch::Tensor interleave_phases(const torch::Tensor& y, int64_t b, int64_t c, in
   return onto.defined() && !accumulate ? out.add_(onto) : out;
 }
 
-namespace {
-// y[b, (o, kd, kh, kw), voxel] = W^T x (+ bias): each input voxel's 2x2x2 output block, before interleaving.
-torch::Tensor k2s2_phases(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
+}  // namespace teachformer::nn::detail
+
+namespace teachformer::nn {
+void set_fast_kernels(bool enabled) { detail::fast_switch().store(enabled); }
+bool fast_kernels_enabled() { return detail::fast_switch().load(); }
+
+torch::Tensor conv_transpose3d_k2s2(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
+                                    const torch::Tensor& add_to) {
+  // Each input voxel scatters into its own 2x2x2 output block: y[b, (o, kd, kh, kw), voxel] = W^T x, no overlap.
   TF_CHECK(x.dim() == 5 && weight.dim() == 5 && weight.size(2) == 2 && weight.size(3) == 2 && weight.size(4) == 2 &&
                x.size(1) == weight.size(0),
            InvalidArgument, "conv_transpose3d_k2s2: expected x [B, I, D, H, W] and weight [I, O, 2, 2, 2], got ",
@@ -415,19 +421,6 @@ torch::Tensor k2s2_phases(const torch::Tensor& x, const torch::Tensor& weight, c
     y = torch::matmul(wt, xf);
   }
   count_macs("conv_transpose", conv_transpose_macs(weight, x));
-  return y;
-}
-}  // namespace
-
-}  // namespace teachformer::nn::detail
-
-namespace teachformer::nn {
-void set_fast_kernels(bool enabled) { detail::fast_switch().store(enabled); }
-bool fast_kernels_enabled() { return detail::fast_switch().load(); }
-
-torch::Tensor conv_transpose3d_k2s2(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
-                                    const torch::Tensor& add_to) {
-  const torch::Tensor y = detail::k2s2_phases(x, weight, bias);
-  return detail::interleave_phases(y, x.size(0), weight.size(1), x.size(2), x.size(3), x.size(4), add_to);
+  return detail::interleave_phases(y, b, out, x.size(2), x.size(3), x.size(4), add_to);
 }
 }  // namespace teachformer::nn
