@@ -90,6 +90,23 @@ Json to_json(const MetricStats& s) {
               {"n_nan", s.n_nan},        {"n_inf", s.n_inf}};
 }
 
+double case_dice(const CaseEvaluation& c) {
+  double sum = 0;
+  int n = 0;
+  for (const auto& [label, values] : c.metrics) {
+    const auto st = c.status.find(label);
+    const EmptyCase empty = st == c.status.end() ? EmptyCase::None : st->second;
+    if (empty == EmptyCase::BothEmpty && !c.missing) continue;
+    double dice = NAN;
+    for (const auto& [metric, v] : values)
+      if (metric == "Dice" || metric == "DSC") dice = v;
+    if (empty != EmptyCase::None || c.missing || !std::isfinite(dice)) dice = 0.0;
+    sum += dice;
+    ++n;
+  }
+  return n ? sum / n : NAN;
+}
+
 MetricRow generic_row(const BinaryMetrics& m, bool surface) {
   MetricRow r{{"Dice", m.dice}, {"IoU", m.iou}, {"Precision", m.precision}, {"Recall", m.recall}};
   if (surface) {

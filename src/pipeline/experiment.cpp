@@ -476,14 +476,11 @@ Scores predict_and_score(const fs::path& model_dir, const DataSet& d, const fs::
   const auto ev = metrics::evaluate_folders(d.held.labels_dir, out_dir, eo);
   write_json(out_dir / "summary.json", ev.summary);
   for (const auto& c : ev.cases) {
-    double sum = 0;
-    int n = 0;
     for (const auto& [label, values] : c.metrics)
-      for (const auto& [metric, v] : values) {
-        if (metric == "Dice" || metric == "DSC") sum += std::isfinite(v) ? v : 0.0, ++n;
+      for (const auto& [metric, v] : values)
         if (metric == "HD95") s.hd95.push_back(v);
-      }
-    s.dice[c.case_id] = n ? sum / n : 0.0;
+    const double d = metrics::case_dice(c);
+    if (std::isfinite(d)) s.dice[c.case_id] = d;  // undefined: left out (nnU-Net's NaN-mean)
   }
   if (detection) {
     metrics::EvaluateOptions pe;
@@ -686,7 +683,8 @@ void predict_and_score_models(const SeedContext& s, SeedOutcome& out) {
     const fs::path model_dir = s.seed_dir / "models" / m.folder;
     const fs::path pred_dir = s.seed_dir / "predictions" / m.folder;
     const StageRecord record(pred_dir, "predictions of " + m.name + s.tag,
-                             {{"model", m.digest}, {"data", s.d.digest}, {"device", o.device}});
+                             {{"model", m.digest}, {"data", s.d.digest}, {"device", o.device},
+                              {"case_dice", "nnunet"}});
     if (record.decide(o.force) == StageAction::Reuse) {
       out.scores[m.name] = scores_from_json(record.result());
     } else {

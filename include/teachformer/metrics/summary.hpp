@@ -59,6 +59,12 @@ struct CaseEvaluation {
   std::map<int, EmptyCase> status;
 };
 
+/// One case's Dice in one number, nnU-Net's convention: the mean over its labels of the label's Dice, where a label
+/// with neither a reference nor a predicted voxel is undefined and left out, a label predicted where the reference
+/// has none counts 0 (a false positive) and a missed or missing label counts 0; NaN when no label is defined (e.g. a
+/// lesion-free case predicted lesion-free), so that means over cases are nnU-Net's NaN-means.
+double case_dice(const CaseEvaluation& c);
+
 /// nnU-Net-style rows: Dice, IoU, Precision, Recall, HD95, HD, ASSD, MASD, NSD, TP, FP, FN, TN, n_pred, n_ref,
 /// volume_pred_mm3, volume_ref_mm3 (surface metrics only when `surface`).
 MetricRow generic_row(const BinaryMetrics& m, bool surface = true);

@@ -64,9 +64,11 @@ std::string table_heading(const TableInput& in, double seconds) {
   for (size_t i = 0; i < in.seeds.size(); ++i) os << (i ? "," : "") << in.seeds[i];
   os << (in.vary_data ? " (data drawn again per seed)" : " (the same data for every seed)");
   os << "; wall time " << format_duration(seconds) << ".\n\n";
-  os << "Dice is the mean over held-out cases, then mean ± sd over seeds. `vs alone`: the paired per-case Dice "
-        "difference against the same student trained alone, pooled over seeds, with its 95% bootstrap confidence "
-        "interval and the Wilcoxon signed-rank p. `val Dice`: the best validation Dice of training (what chose the "
+  os << "Dice is the mean over held-out cases, then mean ± sd over seeds; a case's Dice follows nnU-Net (a case "
+        "with neither a reference nor a predicted foreground voxel has none and is left out, foreground predicted "
+        "where the reference has none counts 0). `vs alone`: the paired per-case Dice difference against the same "
+        "student trained alone over the cases where both have one, pooled over seeds, with its 95% bootstrap "
+        "confidence interval and the Wilcoxon signed-rank p. `val Dice`: the best validation Dice of training (what chose the "
         "checkpoint and the teachers).\n\n";
   return os.str();
 }
