@@ -69,7 +69,7 @@ DistillOptions distill_options_from_json(const nlohmann::json& j) {
   r.get("strategy", strategy).get("temperature", o.temperature).get("aggregation", aggregation);
   r.get("confidence_tau", o.confidence_tau).get("attention", attention).get("gt_loss", o.gt_loss);
   r.get("attention_weighting", o.attention_weighting).get("dice_tau", o.dice_tau).get("balance", balance);
-  r.get("cache", o.cache).get("cache_overlap", o.cache_overlap);
+  r.get("cache", o.cache).get("cache_overlap", o.cache_overlap).get("kd_dice", o.kd_dice);
   r.finish();
   o.strategy = strategy_from_json(strategy);
   o.aggregation = parse_aggregation(aggregation);
@@ -78,6 +78,8 @@ DistillOptions distill_options_from_json(const nlohmann::json& j) {
   TF_CHECK(o.temperature > 0, ConfigError, "distill options: temperature must be > 0, got ", o.temperature);
   TF_CHECK(o.confidence_tau > 0, ConfigError, "distill options: confidence_tau must be > 0");
   TF_CHECK(o.dice_tau > 0, ConfigError, "distill options: dice_tau must be > 0");
+  TF_CHECK(o.kd_dice >= 0 && std::isfinite(o.kd_dice), ConfigError, "distill options: kd_dice must be >= 0, got ",
+           o.kd_dice);
   TF_CHECK(o.attention_weighting == "dice" || o.attention_weighting == "fixed", ConfigError,
            "distill options: attention_weighting must be \"dice\" or \"fixed\", got '", o.attention_weighting, "'");
   losses::make_loss(o.gt_loss);  // validates
@@ -85,7 +87,7 @@ DistillOptions distill_options_from_json(const nlohmann::json& j) {
 }
 
 nlohmann::json to_json(const DistillOptions& o) {
-  return {{"strategy", to_json(o.strategy)},
+  nlohmann::json j = {{"strategy", to_json(o.strategy)},
           {"temperature", o.temperature},
           {"aggregation", to_string(o.aggregation)},
           {"confidence_tau", o.confidence_tau},
@@ -96,6 +98,8 @@ nlohmann::json to_json(const DistillOptions& o) {
           {"balance", to_json(o.balance)},
           {"cache", o.cache},
           {"cache_overlap", o.cache_overlap}};
+  if (o.kd_dice > 0) j["kd_dice"] = o.kd_dice;  // absent = 0: settings written before the option read the same
+  return j;
 }
 
 std::string cache_extra_name(const std::string& teacher, const std::string& what) {
@@ -331,6 +335,21 @@ losses::LossBreakdown DistillLoss::compute(const models::SegOutput& output, cons
         result.add_term("teacher_weight." + teachers_[i]->name(), tw[i].mean().detach());
       }
       kd = terms.total;
+      if (options_.kd_dice > 0) {
+        torch::Tensor mixture, weight_sum;
+        {
+          torch::NoGradGuard no_grad;
+          for (size_t i = 0; i < probs.size(); ++i) {
+            const auto weighted = probs[i].to(torch::kFloat) * tw[i];
+            mixture = mixture.defined() ? mixture.add_(weighted) : weighted;
+            weight_sum = weight_sum.defined() ? weight_sum + tw[i] : tw[i];
+          }
+          mixture = mixture / weight_sum.clamp_min(1e-8);
+        }
+        const auto dice = soft_dice_kd(output.logits, mixture);
+        result.add_term("kd_dice", dice);
+        kd = kd + options_.kd_dice * dice;
+      }
     }
     if (want_maps) {
       // Per-sample teacher weights for the maps.

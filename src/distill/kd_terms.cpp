@@ -89,6 +89,18 @@ torch::Tensor kl_per_voxel(const torch::Tensor& student_logits, const torch::Ten
   return kl * (temperature * temperature);
 }
 
+torch::Tensor soft_dice_kd(const torch::Tensor& student_logits, const torch::Tensor& target_probs, double eps) {
+  TF_CHECK(target_probs.sizes() == student_logits.sizes(), InvalidArgument, "prediction KD (Dice): student logits ",
+           student_logits.sizes().vec(), " and target probabilities ", target_probs.sizes().vec(), " differ in shape");
+  TF_CHECK(student_logits.dim() >= 3 && student_logits.size(1) >= 2, InvalidArgument,
+           "prediction KD (Dice): expected [B, K >= 2, spatial...], got ", student_logits.sizes().vec());
+  const int64_t k = student_logits.size(1);
+  const auto p = torch::softmax(student_logits.to(torch::kFloat), 1).narrow(1, 1, k - 1).flatten(2);
+  const auto q = target_probs.to(torch::kFloat).narrow(1, 1, k - 1).flatten(2).detach();
+  const auto dice = (2.0 * (p * q).sum(2) + eps) / (p.square().sum(2) + q.square().sum(2) + eps);
+  return 1.0 - dice.mean();
+}
+
 MultiTeacherKd multi_teacher_kd(const torch::Tensor& student_logits, const std::vector<torch::Tensor>& teacher_probs_t,
                                 const std::vector<torch::Tensor>& weights, double temperature) {
   TF_CHECK(!teacher_probs_t.empty() && teacher_probs_t.size() == weights.size(), InvalidArgument,

@@ -835,6 +835,7 @@ StudentVariant custom_student_variant(const std::string& spec) {
                                                                   {distill::kTermAttnProbs, "probs"}};
     for (const auto& [term, text] : shown)
       if (d.strategy.uses(term)) v.terms += (v.terms.empty() ? "" : "+") + std::string(text);
+    if (d.kd_dice > 0 && d.strategy.uses(distill::kTermKd)) v.terms += " (kd with Dice)";
     if (d.strategy.stages.size() > 1) v.terms += ", staged";
     char t[48];
     std::snprintf(t, sizeof t, ", T=%g", d.temperature);

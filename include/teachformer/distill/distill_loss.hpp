@@ -51,6 +51,10 @@ struct DistillOptions {
   Strategy strategy = strategy_preset("teachformer");
   /// KD temperature T (KL scaled by T^2).
   double temperature = 1.0;
+  /// Weight of a soft Dice between the student's probabilities and the teachers' weighted mixture (at T = 1) added to
+  /// the prediction-KD term (soft_dice_kd): prediction KD in the Dice + cross-entropy form of the ground-truth loss,
+  /// so that a small foreground is not outweighed by the background voxels. 0 (default): KL only.
+  double kd_dice = 0.0;
   /// How teachers' predictions are combined for prediction KD.
   Aggregation aggregation = Aggregation::Voxel;
   /// Temperature of Aggregation::Confidence and Aggregation::Voxel.

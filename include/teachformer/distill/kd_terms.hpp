@@ -67,6 +67,12 @@ struct MultiTeacherKd {
 MultiTeacherKd multi_teacher_kd(const torch::Tensor& student_logits, const std::vector<torch::Tensor>& teacher_probs_t,
                                 const std::vector<torch::Tensor>& weights, double temperature);
 
+/// Soft Dice between the student's probabilities p = softmax(z) and a target distribution q of the same shape [B, K,
+/// ...] (the teachers' weighted mixture), in the squared form 1 - (2 sum p q + eps) / (sum p^2 + sum q^2 + eps) per
+/// sample and foreground class k = 1..K-1, averaged. Its minimum is p = q for any q (a plain soft Dice would reward
+/// inflating p where q is small everywhere, i.e. on a patch without foreground). Differentiable in the logits.
+torch::Tensor soft_dice_kd(const torch::Tensor& student_logits, const torch::Tensor& target_probs, double eps = 1e-5);
+
 /// How several teachers' predictions are combined.
 enum class Aggregation {
   Mean,        ///< fixed weights (the teachers' configured weights, normalised)

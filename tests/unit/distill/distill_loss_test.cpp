@@ -109,6 +109,42 @@ TEST(DistillLoss, LogsEveryTermWeightAndTeacherWeight) {
   EXPECT_NEAR(l.term("teacher_weight.b").item<double>(), 0.75, 1e-6);
 }
 
+TEST(DistillLoss, KdDiceAddsTheSoftDiceAgainstTheTeachersMixtureToThePredictionTerm) {
+  torch::manual_seed(8);
+  auto student = tiny_student();
+  auto t1 = std::make_shared<Teacher>("a", tiny_student(), std::vector<int64_t>{0, 1}, 1.0, "test");
+  auto t2 = std::make_shared<Teacher>("b", tiny_student(), std::vector<int64_t>{0, 1}, 3.0, "test");
+  KnowledgeGrid grid = probe_grid(*student, 32);
+  Case c;
+  c.image = torch::randn({2, 32, 32, 32});
+  c.label = (torch::rand({1, 32, 32, 32}) > 0.7).to(torch::kByte);
+  DistillOptions o;
+  o.aggregation = Aggregation::Mean;
+  o.strategy = strategy_from_json({{"stages", {{{"weights", {{"gt", 1.0}, {"kd", 1.0}}}}}}});
+  DistillLoss plain({t1, t2}, o, grid, false);
+  o.kd_dice = 0.5;
+  DistillLoss with_dice({t1, t2}, o, grid, false);
+  torch::NoGradGuard g;
+  const auto out = student->forward(batch_of(c).image, plain.taps());
+  const auto a = plain.compute(out, batch_of(c));
+  const auto b = with_dice.compute(out, batch_of(c));
+  EXPECT_FALSE(a.has_term("kd_dice"));
+  ASSERT_TRUE(b.has_term("kd_dice"));
+  // The mixture with the Mean weights 1/4, 3/4 of the teachers' probabilities.
+  const auto x = batch_of(c).image;
+  const auto pa = torch::softmax(t1->model()->forward(x, {false, false, false}).logits, 1);
+  const auto pb = torch::softmax(t2->model()->forward(x, {false, false, false}).logits, 1);
+  const double dice = soft_dice_kd(out.logits, 0.25 * pa + 0.75 * pb).item<double>();
+  EXPECT_NEAR(b.term("kd_dice").item<double>(), dice, 1e-5);
+  EXPECT_NEAR(b.term("kd").item<double>(), a.term("kd").item<double>() + 0.5 * dice, 1e-5);
+  EXPECT_NEAR(b.total.item<double>(), a.total.item<double>() + 0.5 * dice, 1e-5);
+  // The option reads and writes as JSON (absent when 0) and refuses a negative weight.
+  EXPECT_EQ(distill_options_from_json({{"kd_dice", 0.5}}).kd_dice, 0.5);
+  EXPECT_EQ(to_json(o).at("kd_dice").get<double>(), 0.5);
+  EXPECT_FALSE(to_json(DistillOptions{}).contains("kd_dice"));
+  EXPECT_THROW(distill_options_from_json({{"kd_dice", -1}}), ConfigError);
+}
+
 // Unlabelled samples train only from the teachers: their ground-truth term is left out.
 TEST(DistillLoss, UnlabelledSamplesHaveNoGroundTruthTerm) {
   torch::manual_seed(6);

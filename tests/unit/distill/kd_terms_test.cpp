@@ -100,6 +100,27 @@ TEST(PredictionKd, MultiTeacherKdEqualsTheSumOfWeightedKlTermsInValueAndGradient
                InvalidArgument);
 }
 
+TEST(PredictionKd, SoftDiceMatchesHandComputedValueAndIsLeastWhereTheStudentEqualsTheTarget) {
+  // Two voxels, two classes: student foreground (0.5, 0.5), target foreground (0.8, 0.2).
+  const auto z = torch::zeros({1, 2, 2, 1, 1});
+  const auto q = torch::tensor({0.2f, 0.8f, 0.8f, 0.2f}).view({1, 2, 2, 1, 1});
+  const double expected = 1.0 - 2 * (0.5 * 0.8 + 0.5 * 0.2) / (0.5 + 0.8 * 0.8 + 0.2 * 0.2);
+  EXPECT_NEAR(soft_dice_kd(z, q, 0.0).item<double>(), expected, 1e-6);
+  // At the target the loss is 0 and its gradient vanishes; a student scaled away from it (even towards more
+  // foreground where the target is faint everywhere) costs more.
+  torch::manual_seed(2);
+  const auto logits = torch::randn({2, 3, 4, 4, 4}) - torch::tensor({0.f, 4.f, 4.f}).view({1, 3, 1, 1, 1});
+  const auto target = torch::softmax(logits, 1);
+  auto at = logits.clone().requires_grad_(true);
+  const auto l = soft_dice_kd(at, target);
+  EXPECT_NEAR(l.item<double>(), 0.0, 1e-6);
+  l.backward();
+  EXPECT_LT(at.grad().abs().max().item<double>(), 1e-5);
+  const auto inflated = logits + torch::tensor({0.f, 1.f, 1.f}).view({1, 3, 1, 1, 1});
+  EXPECT_GT(soft_dice_kd(inflated, target).item<double>(), 0.01);
+  EXPECT_THROW(soft_dice_kd(torch::zeros({1, 2, 2, 2, 2}), torch::zeros({1, 3, 2, 2, 2})), InvalidArgument);
+}
+
 TEST(TeacherWeights, MeanUsesNormalisedFixedWeights) {
   auto p = torch::softmax(torch::randn({1, 2, 2, 2, 2}), 1);
   auto w = teacher_weights({p, p}, {}, Aggregation::Mean, {1.0, 3.0});
