@@ -68,8 +68,8 @@ std::string table_heading(const TableInput& in, double seconds) {
         "with neither a reference nor a predicted foreground voxel has none and is left out, foreground predicted "
         "where the reference has none counts 0). `vs alone`: the paired per-case Dice difference against the same "
         "student trained alone over the cases where both have one, pooled over seeds, with its 95% bootstrap "
-        "confidence interval and the Wilcoxon signed-rank p. `val Dice`: the best validation Dice of training (what chose the "
-        "checkpoint and the teachers).\n\n";
+        "confidence interval and the Wilcoxon signed-rank p. `val Dice`: the best validation Dice of training (what "
+        "chose the checkpoint and the teachers).\n\n";
   return os.str();
 }
 
