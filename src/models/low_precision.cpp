@@ -74,6 +74,13 @@ LowPrecisionSupport low_precision_support() {
   return s;
 }
 
+std::string LowPrecisionSupport::bf16_unavailable() const {
+  if (!onednn) return "this build has no oneDNN (install libdnnl-dev, rebuild)";
+  if (!bf16_kernels())
+    return "oneDNN has no bf16 kernels on this CPU (it dispatches to " + onednn_isa + "; bf16 needs AVX-512)";
+  return "";
+}
+
 std::vector<std::string> describe_low_precision(const LowPrecisionSupport& s) {
   auto yn = [](bool b) { return b ? "yes" : "no"; };
   std::vector<std::string> lines;
@@ -88,9 +95,10 @@ std::vector<std::string> describe_low_precision(const LowPrecisionSupport& s) {
                                                     : s.avx_vnni      ? "AVX-VNNI dot products"
                                                                       : "no int8 dot-product instructions: expect no "
                                                                         "gain over fp32";
-  const std::string bf16 = s.amx_bf16 ? "AMX tiles" : s.avx512_bf16 ? "AVX512-BF16 dot products"
-                                                                     : "no bf16 instructions: oneDNN converts to fp32 "
-                                                                       "(slower than fp32) or has no kernel";
+  const std::string bf16 = s.amx_bf16        ? "AMX tiles"
+                           : s.avx512_bf16   ? "AVX512-BF16 dot products"
+                           : s.bf16_kernels() ? "no bf16 instructions: oneDNN converts to fp32 (slower than fp32)"
+                                              : "unavailable, " + s.bf16_unavailable();
   lines.push_back("oneDNN " + s.onednn_isa + "; --precision int8 (teachformer quantize): " + int8 +
                   "; --precision bf16: " + bf16);
   return lines;

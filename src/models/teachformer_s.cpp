@@ -507,6 +507,10 @@ Int8Calibration TeachFormerSImpl::finish_calibration() {
 }
 
 void TeachFormerSImpl::set_precision(Precision precision, const Int8Calibration* calibration) {
+  if (precision == Precision::kBFloat16) {
+    const std::string why = low_precision_support().bf16_unavailable();
+    TF_CHECK(why.empty(), InvalidArgument, "TeachFormerS: --precision bf16: ", why, "; use fp32 or int8");
+  }
   const auto units = low_precision_units();
   for (const auto& [name, unit] : units) {
     float absmax = 0.0f;

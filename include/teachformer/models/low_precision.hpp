@@ -65,6 +65,10 @@ struct LowPrecisionSupport {
   /// True when int8 / bf16 dot-product instructions exist, i.e. the path is expected to beat float32.
   bool int8_fast() const { return avx512_vnni || avx_vnni || amx_int8; }
   bool bf16_fast() const { return avx512_bf16 || amx_bf16; }
+  /// True when oneDNN has bf16 kernels here at all: it needs AVX-512 (avx512_core or above; on AVX2 it has none).
+  bool bf16_kernels() const { return onednn && onednn_isa.rfind("avx512_core", 0) == 0; }
+  /// Why bf16 cannot run here ("" when it can).
+  std::string bf16_unavailable() const;
 };
 LowPrecisionSupport low_precision_support();
 /// `doctor`'s lines: the CPU's VNNI / BF16 / AMX flags, oneDNN's instruction set, and what the int8 and bf16 paths

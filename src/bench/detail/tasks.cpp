@@ -261,6 +261,10 @@ Json bench_forward(const Json& task) {
   if (precision != models::Precision::kFloat32) {
     models::LowPrecisionModel* low = models::low_precision_model(*b.model);
     if (!low) return skipped(b.facts, "model " + m.name + " has no " + models::precision_name(precision) + " path");
+    if (precision == models::Precision::kBFloat16) {
+      const std::string why = models::low_precision_support().bf16_unavailable();
+      if (!why.empty()) return skipped(b.facts, why);
+    }
     b.model->eval();
     c10::InferenceMode guard;
     // Random weights, random inputs: the calibration and the comparison only make the timed model a faithful one.
