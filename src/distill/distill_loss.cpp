@@ -336,17 +336,8 @@ losses::LossBreakdown DistillLoss::compute(const models::SegOutput& output, cons
       }
       kd = terms.total;
       if (options_.kd_dice > 0) {
-        torch::Tensor mixture, weight_sum;
-        {
-          torch::NoGradGuard no_grad;
-          for (size_t i = 0; i < probs.size(); ++i) {
-            const auto weighted = probs[i].to(torch::kFloat) * tw[i];
-            mixture = mixture.defined() ? mixture.add_(weighted) : weighted;
-            weight_sum = weight_sum.defined() ? weight_sum + tw[i] : tw[i];
-          }
-          mixture = mixture / weight_sum.clamp_min(1e-8);
-        }
-        const auto dice = soft_dice_kd(output.logits, mixture);
+        // The same target as the KL term (the teacher weights sum to 1 over teachers), at the same temperature.
+        const auto dice = soft_dice_kd(output.logits / options_.temperature, terms.mixture);
         result.add_term("kd_dice", dice);
         kd = kd + options_.kd_dice * dice;
       }

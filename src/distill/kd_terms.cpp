@@ -129,6 +129,7 @@ MultiTeacherKd multi_teacher_kd(const torch::Tensor& student_logits, const std::
     }
   }
   out.total = (constant - (mixture * log_q).sum(1, true).mean()) * t2;
+  out.mixture = mixture;
   return out;
 }
 

@@ -59,6 +59,9 @@ struct MultiTeacherKd {
   torch::Tensor total;
   /// Each teacher's mean(w_i * KL(p_i || q)) * T^2 (detached, for the log; they sum to `total`).
   std::vector<torch::Tensor> per_teacher;
+  /// The target the student is pulled towards: the weighted mixture sum_i w_i p_i of the tempered teacher
+  /// probabilities (no gradient).
+  torch::Tensor mixture;
 };
 /// The same value as summing `(kl_per_voxel(z, p_i, T) * w_i).mean()` over teachers, with one backward path: the
 /// student's log-probabilities q = log_softmax(z / T) are computed once and the gradient flows through a single

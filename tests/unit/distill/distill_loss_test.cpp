@@ -88,21 +88,29 @@ TEST(DistillLoss, KnowledgeDistillationWithoutTeachersIsRejected) {
   EXPECT_NO_THROW(DistillLoss({}, o, KnowledgeGrid{}, false));
 }
 
-TEST(DistillLoss, LogsEveryTermWeightAndTeacherWeight) {
-  torch::manual_seed(5);
-  auto student = tiny_student();
-  auto t1 = std::make_shared<Teacher>("a", tiny_student(), std::vector<int64_t>{0, 1}, 1.0, "test");
-  auto t2 = std::make_shared<Teacher>("b", tiny_student(), std::vector<int64_t>{0, 1}, 3.0, "test");
+// A tiny student, teachers "a" (weight 1) and "b" (weight 3) of the same kind, its tap grids at 32^3 and one
+// random labelled case whose foreground covers about 1 - `background` of the voxels.
+struct TwoTeachers {
+  models::SegmentationModel student = tiny_student();
+  std::shared_ptr<Teacher> a = std::make_shared<Teacher>("a", tiny_student(), std::vector<int64_t>{0, 1}, 1.0, "test");
+  std::shared_ptr<Teacher> b = std::make_shared<Teacher>("b", tiny_student(), std::vector<int64_t>{0, 1}, 3.0, "test");
   KnowledgeGrid grid = probe_grid(*student, 32);
   Case c;
-  c.image = torch::randn({2, 32, 32, 32});
-  c.label = (torch::rand({1, 32, 32, 32}) > 0.5).to(torch::kByte);
+  explicit TwoTeachers(double background) {
+    c.image = torch::randn({2, 32, 32, 32});
+    c.label = (torch::rand({1, 32, 32, 32}) > background).to(torch::kByte);
+  }
+};
+
+TEST(DistillLoss, LogsEveryTermWeightAndTeacherWeight) {
+  torch::manual_seed(5);
+  TwoTeachers t(0.5);
   DistillOptions o;
   o.aggregation = Aggregation::Mean;
   o.strategy = strategy_preset("teachformer");
-  DistillLoss obj({t1, t2}, o, grid, false);
-  const auto out = student->forward(batch_of(c).image, obj.taps());
-  const auto l = obj.compute(out, batch_of(c, 50, 10, 10));  // joint stage
+  DistillLoss obj({t.a, t.b}, o, t.grid, false);
+  const auto out = t.student->forward(batch_of(t.c).image, obj.taps());
+  const auto l = obj.compute(out, batch_of(t.c, 50, 10, 10));  // joint stage
   for (const auto& name : {"gt", "kd", "kd.a", "kd.b", "attn_coarse.a", "attn_fine.b", "weight.gt", "weight.kd",
                            "weight.attn_coarse", "teacher_weight.a", "teacher_weight.b"})
     EXPECT_TRUE(l.has_term(name)) << name;
@@ -111,13 +119,8 @@ TEST(DistillLoss, LogsEveryTermWeightAndTeacherWeight) {
 
 TEST(DistillLoss, KdDiceAddsTheSoftDiceAgainstTheTeachersMixtureToThePredictionTerm) {
   torch::manual_seed(8);
-  auto student = tiny_student();
-  auto t1 = std::make_shared<Teacher>("a", tiny_student(), std::vector<int64_t>{0, 1}, 1.0, "test");
-  auto t2 = std::make_shared<Teacher>("b", tiny_student(), std::vector<int64_t>{0, 1}, 3.0, "test");
-  KnowledgeGrid grid = probe_grid(*student, 32);
-  Case c;
-  c.image = torch::randn({2, 32, 32, 32});
-  c.label = (torch::rand({1, 32, 32, 32}) > 0.7).to(torch::kByte);
+  TwoTeachers t(0.7);
+  const auto& [student, t1, t2, grid, c] = t;
   DistillOptions o;
   o.aggregation = Aggregation::Mean;
   o.strategy = strategy_from_json({{"stages", {{{"weights", {{"gt", 1.0}, {"kd", 1.0}}}}}}});

@@ -91,6 +91,9 @@ TEST(PredictionKd, MultiTeacherKdEqualsTheSumOfWeightedKlTermsInValueAndGradient
     ASSERT_EQ(kd.per_teacher.size(), 3u);
     for (size_t i = 0; i < 3; ++i) EXPECT_NEAR(kd.per_teacher[i].item<double>(), per[i], 1e-5) << i;
     EXPECT_FALSE(kd.per_teacher[0].requires_grad());
+    EXPECT_TRUE(torch::allclose(kd.mixture, probs[0] * weights[0] + probs[1] * weights[1] + probs[2] * weights[2],
+                                1e-5, 1e-7));
+    EXPECT_FALSE(kd.mixture.requires_grad());
     reference.backward();
     kd.total.backward();
     EXPECT_TRUE(torch::allclose(z1.grad(), z2.grad(), 1e-5, 1e-7)) << "T " << temperature;
