@@ -42,8 +42,8 @@ void register_predict(CLI::App& parent) {
   cmd->add_flag("--continue", resume, "Skip cases whose {case}.nii.gz already exists");
   cmd->add_option("--device", device, "cpu, cuda, cuda:N or auto")->capture_default_str();
   cmd->add_option("--precision", precision,
-                  "CPU arithmetic: fp32, bf16 (needs oneDNN; fast with AVX512-BF16/AMX) or int8 (a folder written by "
-                  "teachformer quantize). Default: the folder's own (int8 when quantized, else fp32)")
+                  "CPU arithmetic: fp32, bf16 (needs oneDNN on an AVX-512 CPU; fast with AVX512-BF16/AMX) or int8 (a "
+                  "folder written by teachformer quantize). Default: the folder's own (int8 when quantized, else fp32)")
       ->check(CLI::IsMember({"fp32", "bf16", "int8"}));
   cmd->add_option("--format", formats,
                   "Output formats: nifti ({case}.nii.gz), dicom-seg ({case}.dcm, a DICOM Segmentation object on the "
