@@ -130,6 +130,16 @@ struct DataSet {
   std::string digest;    // of everything above, for downstream stages
 };
 
+// A path as stage records keep it: relative to the experiment folder when inside it, so that a moved or copied
+// folder, or the same folder named another way (relative, absolute, with "./"), reuses its stages; absolute otherwise
+// (a dataset elsewhere).
+std::string recorded_path(const fs::path& p, const fs::path& experiment_dir) {
+  const fs::path abs = fs::absolute(p).lexically_normal();
+  const fs::path rel = abs.lexically_relative(fs::absolute(experiment_dir).lexically_normal());
+  if (!rel.empty() && *rel.begin() != "..") return rel.generic_string();
+  return abs.generic_string();
+}
+
 bool has_channel(const std::vector<std::string>& channels, std::initializer_list<const char*> names) {
   for (const auto& c : channels) {
     std::string u = c;
@@ -323,7 +333,7 @@ DataSet prepare_data(const ExperimentOptions& o, const PresetPlan& plan, const f
   }
   Json ids = Json::array();
   for (const auto& c : d.held.cases) ids.push_back(c.id);
-  d.digest = StageRecord({}, "data", {{"raw", fs::absolute(d.raw).string()},
+  d.digest = StageRecord({}, "data", {{"raw", recorded_path(d.raw, o.dir)},
                                       {"plan", data::open_preprocessed(d.preprocessed).plan().digest()},
                                       {"held_out", ids},
                                       {"protocol", d.protocol}})
@@ -547,6 +557,7 @@ std::vector<ModelRecord> train_teachers(const SeedContext& s) {
     Json settings = to_json(spec).at("job");
     settings.erase("output");
     settings.erase("resume");
+    settings["dataset"] = recorded_path(spec.job.dataset, o.dir);
     settings["data"] = s.d.digest;
     teachers[i] = {key, "teacher", key, "", "", Json(), ""};
     stages.emplace_back(StageRecord(spec.job.output, spec.label, settings), spec);
@@ -592,6 +603,8 @@ std::pair<ModelRecord, Stage> student_stage(const SeedContext& s, const StudentV
   Json settings = to_json(spec);
   settings["job"].erase("output");
   settings["job"].erase("resume");
+  settings["job"]["dataset"] = recorded_path(spec.job.dataset, o.dir);
+  if (spec.distill.unlabelled) settings["distill"]["unlabelled"] = recorded_path(*spec.distill.unlabelled, o.dir);
   settings["distill"]["teachers"] = used;
   settings["data"] = s.d.digest;
   ModelRecord rec{"student:" + v.name, "student", "student_" + v.name, v.terms, "", Json(), ""};

@@ -218,6 +218,13 @@ TEST(Experiment, TinyPresetPrintsTheComparisonTableAndReusesOnlyWhatMatches) {
   auto again = run_cli("experiment --preset tiny -o " + q(dir / "exp") + args);
   ASSERT_EQ(again.exit_code, 0) << again.output;
   EXPECT_EQ(again.output.find("train unetr"), std::string::npos) << again.output;
+  // A moved folder, named another way, is reused as it is: its records keep paths relative to the folder.
+  fs::rename(dir / "exp", dir / "moved");
+  again = run_cli("experiment --preset tiny -o " + q(dir / "." / "moved") + args);
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_EQ(again.output.find("train unetr"), std::string::npos) << again.output;
+  EXPECT_EQ(again.output.find("distill teachformer_s"), std::string::npos) << again.output;
+  fs::rename(dir / "moved", dir / "exp");
   // A student of one's own joins the same experiment: trained on the same batches, compared like the ladder's, and
   // nothing else is retrained.
   const auto student_stage = dir / "exp" / "seed_0" / "models" / "student_teachformer" / "stage.json";
