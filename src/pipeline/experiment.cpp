@@ -140,6 +140,18 @@ std::string recorded_path(const fs::path& p, const fs::path& experiment_dir) {
   return abs.generic_string();
 }
 
+// What a training stage records of its job: the job without where it writes or whether it resumes, with its paths as
+// recorded_path keeps them.
+Json stage_settings(const JobSpec& spec, const fs::path& experiment_dir) {
+  Json settings = to_json(spec);
+  settings["job"].erase("output");
+  settings["job"].erase("resume");
+  settings["job"]["dataset"] = recorded_path(spec.job.dataset, experiment_dir);
+  if (spec.distill.unlabelled)
+    settings["distill"]["unlabelled"] = recorded_path(*spec.distill.unlabelled, experiment_dir);
+  return settings;
+}
+
 bool has_channel(const std::vector<std::string>& channels, std::initializer_list<const char*> names) {
   for (const auto& c : channels) {
     std::string u = c;
@@ -554,10 +566,7 @@ std::vector<ModelRecord> train_teachers(const SeedContext& s) {
                           {{"val_every", s.plan.teacher_val_every},
                            {"early_stop_patience", s.plan.teacher_patience},
                            {"early_stop_min_epochs", spec.job.epochs.value_or(0) / 2}}}};
-    Json settings = to_json(spec).at("job");
-    settings.erase("output");
-    settings.erase("resume");
-    settings["dataset"] = recorded_path(spec.job.dataset, o.dir);
+    Json settings = stage_settings(spec, o.dir).at("job");
     settings["data"] = s.d.digest;
     teachers[i] = {key, "teacher", key, "", "", Json(), ""};
     stages.emplace_back(StageRecord(spec.job.output, spec.label, settings), spec);
@@ -600,11 +609,7 @@ std::pair<ModelRecord, Stage> student_stage(const SeedContext& s, const StudentV
       spec.distill.teachers.push_back(ts);
       used.push_back({{"name", t.name}, {"stage", t.digest}, {"weight", weights[i]}});
     }
-  Json settings = to_json(spec);
-  settings["job"].erase("output");
-  settings["job"].erase("resume");
-  settings["job"]["dataset"] = recorded_path(spec.job.dataset, o.dir);
-  if (spec.distill.unlabelled) settings["distill"]["unlabelled"] = recorded_path(*spec.distill.unlabelled, o.dir);
+  Json settings = stage_settings(spec, o.dir);
   settings["distill"]["teachers"] = used;
   settings["data"] = s.d.digest;
   ModelRecord rec{"student:" + v.name, "student", "student_" + v.name, v.terms, "", Json(), ""};

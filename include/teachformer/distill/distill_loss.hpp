@@ -52,8 +52,9 @@ struct DistillOptions {
   /// KD temperature T (KL scaled by T^2).
   double temperature = 1.0;
   /// Weight of a soft Dice between the student's tempered probabilities and the teachers' weighted mixture (the KL
-  /// term's target) added to the prediction-KD term (soft_dice_kd): prediction KD in the Dice + cross-entropy form of the ground-truth loss,
-  /// so that a small foreground is not outweighed by the background voxels. 0 (default): KL only.
+  /// term's target) added to the prediction-KD term (soft_dice_kd): prediction KD in the Dice + cross-entropy form
+  /// of the ground-truth loss, so that a small foreground is not outweighed by the background voxels. 0 (default):
+  /// KL only.
   double kd_dice = 0.0;
   /// How teachers' predictions are combined for prediction KD.
   Aggregation aggregation = Aggregation::Voxel;
