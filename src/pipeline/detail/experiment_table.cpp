@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <sstream>
+#include <utility>
 
 #include "teachformer/core/progress.hpp"
 #include "teachformer/core/strings.hpp"
@@ -50,6 +51,20 @@ std::optional<metrics::PairedComparison> versus_alone(const TableInput& in, cons
   return metrics::compare_paired(a, b, 0.95, 10000, 0);
 }
 
+// The row's notes over its seeds: a note that holds for only some of them names those seeds (a teacher dropped on
+// seeds 3 and 5 but kept on seed 4; a student's teacher weights, which differ per seed).
+std::string join_notes(const std::vector<std::pair<std::string, std::vector<uint64_t>>>& notes, size_t row_seeds) {
+  std::string out;
+  for (const auto& [note, seeds] : notes) {
+    out += (out.empty() ? "" : "; ") + note;
+    if (seeds.size() == row_seeds) continue;
+    out += seeds.size() == 1 ? " (seed " : " (seeds ";
+    for (size_t i = 0; i < seeds.size(); ++i) out += (i ? ", " : "") + std::to_string(seeds[i]);
+    out += ")";
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string table_heading(const TableInput& in, double seconds) {
@@ -87,13 +102,17 @@ ExperimentResult build_table(const TableInput& in) {
     ExperimentRow row;
     row.name = name;
     std::vector<double> dice, hd95, auroc, ap, val, train_s, spc, rss;
+    std::vector<std::pair<std::string, std::vector<uint64_t>>> notes;  // each distinct note and the seeds it holds for
     for (const auto& t : in.seeds_tables)
       for (const auto& m : t.models) {
         if (m.name != name) continue;
         row.role = m.role;
         row.terms = m.terms;
-        if (!m.note.empty() && row.note.find(m.note) == std::string::npos)
-          row.note += (row.note.empty() ? "" : "; ") + m.note;
+        if (!m.note.empty()) {
+          auto it = std::find_if(notes.begin(), notes.end(), [&](const auto& n) { return n.first == m.note; });
+          if (it == notes.end()) it = notes.insert(notes.end(), {m.note, {}});
+          it->second.push_back(t.seed);
+        }
         row.model = m.stage.value("model", "");
         row.parameters = m.stage.value("parameters", int64_t(0));
         row.gflops = m.stage.value("gflops", 0.0);
@@ -109,9 +128,11 @@ ExperimentResult build_table(const TableInput& in) {
         rss.push_back(m.peak_rss_mib);
         Json seed = {{"seed", t.seed}, {"dice", num(d)}, {"hd95", num(median(m.hd95))}, {"val_dice", num(val.back())},
                      {"cases", m.case_dice}};
+        if (!m.note.empty()) seed["note"] = m.note;
         if (picai) seed["auroc"] = num(m.auroc), seed["ap"] = num(m.ap);
         row.per_seed.push_back(seed);
       }
+    row.note = join_notes(notes, row.seeds.size());
     const auto d = metrics::mean_sd(dice);
     row.dice = d.mean;
     row.dice_sd = d.sd;
