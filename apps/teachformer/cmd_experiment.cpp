@@ -46,7 +46,8 @@ void register_experiment(CLI::App& parent) {
   cmd->add_option("--teachers", o.teachers, "Teachers to train")->delimiter(',')->capture_default_str();
   cmd->add_option("--students", o.students,
                   "Students (default: the preset's ladder): student_alone, hinton, hinton_coarse, hinton_fine, "
-                  "multi_no_staging, teachformer, at, single_teacher, teachformer_t, teachformer_unlabelled")
+                  "multi_no_staging, teachformer, at, single_teacher, teachformer_t, teachformer_unlabelled, "
+                  "teachformer_kl")
       ->delimiter(',');
   cmd->add_option("--student", custom_students,
                   "A student of your own, NAME=JSON (repeatable): a distill config inline or in a file, e.g. "

@@ -87,19 +87,18 @@ DistillOptions distill_options_from_json(const nlohmann::json& j) {
 }
 
 nlohmann::json to_json(const DistillOptions& o) {
-  nlohmann::json j = {{"strategy", to_json(o.strategy)},
-                      {"temperature", o.temperature},
-                      {"aggregation", to_string(o.aggregation)},
-                      {"confidence_tau", o.confidence_tau},
-                      {"attention_weighting", o.attention_weighting},
-                      {"dice_tau", o.dice_tau},
-                      {"attention", to_json(o.attention)},
-                      {"gt_loss", o.gt_loss},
-                      {"balance", to_json(o.balance)},
-                      {"cache", o.cache},
-                      {"cache_overlap", o.cache_overlap}};
-  if (o.kd_dice > 0) j["kd_dice"] = o.kd_dice;  // absent = 0: settings written before the option read the same
-  return j;
+  return {{"strategy", to_json(o.strategy)},
+          {"temperature", o.temperature},
+          {"aggregation", to_string(o.aggregation)},
+          {"confidence_tau", o.confidence_tau},
+          {"attention_weighting", o.attention_weighting},
+          {"dice_tau", o.dice_tau},
+          {"attention", to_json(o.attention)},
+          {"gt_loss", o.gt_loss},
+          {"balance", to_json(o.balance)},
+          {"cache", o.cache},
+          {"cache_overlap", o.cache_overlap},
+          {"kd_dice", o.kd_dice}};
 }
 
 std::string cache_extra_name(const std::string& teacher, const std::string& what) {

@@ -135,7 +135,9 @@ void write_dicom_seg_prediction(const fs::path& path, const data::Case& c, const
 
 std::vector<data::Case> cases_for_prediction(const fs::path& input, const std::vector<std::string>& channel_names,
                                              const data::DicomDatasetOptions& dicom) {
-  TF_CHECK(fs::is_directory(input), IoError, "input folder '", input.string(), "' does not exist");
+  TF_CHECK(fs::exists(input), IoError, "input folder '", input.string(), "' does not exist");
+  TF_CHECK(fs::is_directory(input), IoError, "input '", input.string(), "' is a file; expected a folder of cases "
+           "({case}_{XXXX}.nii.gz files, a dataset, or DICOM studies)");
   bool dicom_input = false;
   try {
     dicom_input = data::detect_format(input) == data::DatasetFormat::Dicom;

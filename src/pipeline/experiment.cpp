@@ -588,6 +588,14 @@ std::pair<ModelRecord, Stage> student_stage(const SeedContext& s, const StudentV
   spec.job = base_job(o, s.plan, s.d, s.seed_dir, "teachformer_s", "student_" + v.name,
                       o.student_epochs > 0 ? o.student_epochs : s.plan.student_epochs, s.seed);
   Json dc = train::merge_config(o.distill_config, v.distill_config);
+  if (v.strategy != "student_alone") {
+    // The form of prediction KD is recorded even where the config leaves it to the default, so that a folder made
+    // under another default is refused (naming kd_dice), not reused.
+    Json probe = dc;
+    if (!v.strategy.empty()) probe["strategy"] = v.strategy;
+    const auto d = distill::distill_options_from_json(probe);
+    if (d.strategy.uses(distill::kTermKd) && !dc.contains("kd_dice")) dc["kd_dice"] = d.kd_dice;
+  }
   if (!dc.empty()) spec.job.config = {{"distill", dc}};
   if (!v.strategy.empty()) spec.distill.strategy = v.strategy;
   spec.distill.cache = o.cache;
@@ -783,6 +791,7 @@ std::vector<StudentVariant> student_variants(double variant_temperature) {
       {"teachformer_t", "teachformer", std::string("gt+kd+coarse+fine, staged, T=") + t,
        {{"temperature", variant_temperature}}},
       {"teachformer_unlabelled", "teachformer", "gt+kd+coarse+fine, staged, + unlabelled cases", {}, false, true},
+      {"teachformer_kl", "teachformer", "gt+kd+coarse+fine (kd KL only), staged", {{"kd_dice", 0.0}}},
   };
 }
 
@@ -853,9 +862,12 @@ StudentVariant custom_student_variant(const std::string& spec) {
                                                                   {distill::kTermAttnProbs, "probs"}};
     for (const auto& [term, text] : shown)
       if (d.strategy.uses(term)) v.terms += (v.terms.empty() ? "" : "+") + std::string(text);
-    if (d.kd_dice > 0 && d.strategy.uses(distill::kTermKd)) v.terms += " (kd with Dice)";
-    if (d.strategy.stages.size() > 1) v.terms += ", staged";
     char t[48];
+    if (d.strategy.uses(distill::kTermKd) && d.kd_dice != distill::DistillOptions{}.kd_dice) {
+      std::snprintf(t, sizeof t, " (kd with Dice x%g)", d.kd_dice);
+      v.terms += d.kd_dice == 0 ? " (kd KL only)" : t;
+    }
+    if (d.strategy.stages.size() > 1) v.terms += ", staged";
     std::snprintf(t, sizeof t, ", T=%g", d.temperature);
     if (d.temperature != 1.0) v.terms += t;
     if (v.single_teacher) v.terms += ", best teacher only";

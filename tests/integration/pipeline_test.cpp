@@ -243,6 +243,19 @@ TEST(Experiment, TinyPresetPrintsTheComparisonTableAndReusesOnlyWhatMatches) {
   for (const auto& row : with_kd2.at("rows"))
     if (row.at("name") == "student:kd2") listed = row.contains("vs_student_alone");
   EXPECT_TRUE(listed);
+  // The form of prediction KD is recorded where the config leaves it to the default (KL + Dice): a folder made under
+  // another default, whose record has no kd_dice, is refused, naming it.
+  EXPECT_EQ(read_json(dir / "exp" / "seed_0" / "models" / "student_teachformer" / "config.json")
+                .at("distill").at("kd_dice"), 1.0);
+  auto record = read_json(student_stage);
+  auto& recorded = record.at("settings").at("job").at("config").at("distill");
+  ASSERT_TRUE(recorded.contains("kd_dice")) << record.dump();
+  recorded.erase("kd_dice");
+  write_json(student_stage, record);
+  again = run_cli("-q experiment --preset tiny -o " + q(dir / "exp") + args);
+  EXPECT_EQ(again.exit_code, 1) << again.output;
+  EXPECT_NE(again.output.find("/job/config/distill/kd_dice: 1.0 now, absent before"), std::string::npos)
+      << again.output;
   // A changed setting is refused, naming it; --force redoes that stage and what depends on it.
   again = run_cli("-q experiment --preset tiny -o " + q(dir / "exp") + args + " --student-epochs 3");
   EXPECT_EQ(again.exit_code, 1) << again.output;

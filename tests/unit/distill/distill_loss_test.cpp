@@ -124,6 +124,7 @@ TEST(DistillLoss, KdDiceAddsTheSoftDiceAgainstTheTeachersMixtureToThePredictionT
   DistillOptions o;
   o.aggregation = Aggregation::Mean;
   o.strategy = strategy_from_json({{"stages", {{{"weights", {{"gt", 1.0}, {"kd", 1.0}}}}}}});
+  o.kd_dice = 0;  // KL only
   DistillLoss plain({t1, t2}, o, grid, false);
   o.kd_dice = 0.5;
   DistillLoss with_dice({t1, t2}, o, grid, false);
@@ -141,10 +142,12 @@ TEST(DistillLoss, KdDiceAddsTheSoftDiceAgainstTheTeachersMixtureToThePredictionT
   EXPECT_NEAR(b.term("kd_dice").item<double>(), dice, 1e-5);
   EXPECT_NEAR(b.term("kd").item<double>(), a.term("kd").item<double>() + 0.5 * dice, 1e-5);
   EXPECT_NEAR(b.total.item<double>(), a.total.item<double>() + 0.5 * dice, 1e-5);
-  // The option reads and writes as JSON (absent when 0) and refuses a negative weight.
+  // The option reads and writes as JSON, 1 by default (KL + Dice), and refuses a negative weight.
   EXPECT_EQ(distill_options_from_json({{"kd_dice", 0.5}}).kd_dice, 0.5);
+  EXPECT_EQ(distill_options_from_json({{"kd_dice", 0}}).kd_dice, 0.0);
   EXPECT_EQ(to_json(o).at("kd_dice").get<double>(), 0.5);
-  EXPECT_FALSE(to_json(DistillOptions{}).contains("kd_dice"));
+  EXPECT_EQ(distill_options_from_json(nlohmann::json::object()).kd_dice, 1.0);
+  EXPECT_EQ(to_json(DistillOptions{}).at("kd_dice").get<double>(), 1.0);
   EXPECT_THROW(distill_options_from_json({{"kd_dice", -1}}), ConfigError);
 }
 

@@ -7,6 +7,7 @@
 
 #include "model_folder_fixture.hpp"
 #include "teachformer/core/error.hpp"
+#include "teachformer/core/fs.hpp"
 #include "test_support.hpp"
 
 namespace teachformer::inference {
@@ -64,6 +65,25 @@ TEST(Predictor, AFolderWithoutCheckpointsIsAnError) {
   } catch (const IoError& e) {
     EXPECT_NE(std::string(e.what()).find("has no trained fold"), std::string::npos) << e.what();
   }
+}
+
+TEST(CasesForPrediction, AMissingFolderOrAFileIsAOneLineErrorNamingIt) {
+  test::TempDir dir;
+  auto message = [](const std::filesystem::path& input) {
+    try {
+      cases_for_prediction(input, {"CT"}, {});
+    } catch (const IoError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  const auto missing = dir.path() / "nope";
+  EXPECT_NE(message(missing).find("input folder '" + missing.string() + "' does not exist"), std::string::npos);
+  const auto file = dir.path() / "case_0000.nii.gz";
+  write_file_atomic(file, "not an image");
+  const std::string m = message(file);
+  EXPECT_NE(m.find("input '" + file.string() + "' is a file; expected a folder of cases"), std::string::npos) << m;
+  EXPECT_EQ(m.find('\n'), std::string::npos) << m;
 }
 
 }  // namespace

@@ -60,6 +60,12 @@ TEST(CustomStudent, ParsesNameAndDistillConfig) {
   EXPECT_EQ(more.terms, "gt+kd, + unlabelled cases");
   EXPECT_FALSE(custom_student_variant(R"(plain={})").unlabelled);
 
+  // The form of prediction KD is named where it is not the default (KL + Dice x1).
+  EXPECT_EQ(custom_student_variant(R"(kl={"strategy": "hinton", "kd_dice": 0})").terms, "gt+kd (kd KL only)");
+  EXPECT_EQ(custom_student_variant(R"(d2={"strategy": "hinton", "kd_dice": 2})").terms, "gt+kd (kd with Dice x2)");
+  EXPECT_EQ(custom_student_variant(R"(d1={"strategy": "hinton", "kd_dice": 1})").terms, "gt+kd");
+  EXPECT_EQ(custom_student_variant(R"(a0={"strategy": "at", "kd_dice": 0})").terms, "gt+coarse+fine");
+
   const auto named = custom_student_variant(R"(x-1={"learns_from": "my words"})");
   EXPECT_EQ(named.terms, "my words");
   EXPECT_EQ(named.distill_config.at("strategy"), "teachformer");  // the default strategy
