@@ -24,6 +24,13 @@ double median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+// Seeds as text: "3, 5", "0,1,2", "0 1 2".
+std::string seed_list(const std::vector<uint64_t>& seeds, const char* separator) {
+  std::string out;
+  for (size_t i = 0; i < seeds.size(); ++i) out += (i ? separator : "") + std::to_string(seeds[i]);
+  return out;
+}
+
 double mean_of(const std::map<std::string, double>& m) {
   double s = 0;
   for (const auto& [_, v] : m) s += v;
@@ -58,9 +65,7 @@ std::string join_notes(const std::vector<std::pair<std::string, std::vector<uint
   for (const auto& [note, seeds] : notes) {
     out += (out.empty() ? "" : "; ") + note;
     if (seeds.size() == row_seeds) continue;
-    out += seeds.size() == 1 ? " (seed " : " (seeds ";
-    for (size_t i = 0; i < seeds.size(); ++i) out += (i ? ", " : "") + std::to_string(seeds[i]);
-    out += ")";
+    out += (seeds.size() == 1 ? " (seed " : " (seeds ") + seed_list(seeds, ", ") + ")";
   }
   return out;
 }
@@ -76,7 +81,7 @@ std::string table_heading(const TableInput& in, double seconds) {
   else if (in.protocol == "picai") os << "PI-CAI (detection AUROC, AP and score) plus lesion Dice";
   else os << "generic (Dice, HD95)";
   os << ". Seeds: ";
-  for (size_t i = 0; i < in.seeds.size(); ++i) os << (i ? "," : "") << in.seeds[i];
+  os << seed_list(in.seeds, ",");
   os << (in.vary_data ? " (data drawn again per seed)" : " (the same data for every seed)");
   os << "; wall time " << format_duration(seconds) << ".\n\n";
   os << "Dice is the mean over held-out cases, then mean ± sd over seeds; a case's Dice follows nnU-Net (a case "
@@ -185,9 +190,7 @@ ExperimentResult build_table(const TableInput& in) {
     return os.str();
   };
   for (const auto& r : out.rows) {
-    std::string seeds;
-    for (size_t i = 0; i < r.seeds.size(); ++i) seeds += (i ? " " : "") + std::to_string(r.seeds[i]);
-    csv << r.name << ',' << r.role << ",\"" << r.terms << "\"," << seeds << ',' << r.parameters << ',' << c(r.gflops)
+    csv << r.name << ',' << r.role << ",\"" << r.terms << "\"," << seed_list(r.seeds, " ") << ',' << r.parameters << ',' << c(r.gflops)
         << ',' << c(r.seconds_per_case) << ',' << c(r.peak_rss_mib) << ',' << c(r.train_seconds) << ','
         << c(r.val_dice) << ',' << c(r.dice) << ',' << c(r.dice_sd) << ',' << c(r.hd95) << ',' << r.hd95_undefined
         << ',' << c(r.auroc) << ',' << c(r.ap) << ',' << c(r.picai_score) << ',';

@@ -71,5 +71,12 @@ TEST(ExperimentTable, MeanOverSeedsAndPairedDifferencePooledOverSeeds) {
   EXPECT_FALSE(out.rows[0].vs_student_alone.has_value());
 }
 
+TEST(ExperimentTable, SeedsAreListedInTheHeadingAndEveryCsvLine) {
+  const auto in = three_seeds();
+  EXPECT_NE(table_heading(in, 61).find("Seeds: 3,4,5 (the same data for every seed)"), std::string::npos);
+  const auto csv = build_table(in).csv;
+  EXPECT_NE(csv.find("student:teachformer,student,\"\",3 4 5,"), std::string::npos) << csv;
+}
+
 }  // namespace
 }  // namespace teachformer::pipeline::detail
