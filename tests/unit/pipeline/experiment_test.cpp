@@ -31,6 +31,21 @@ TEST(TeacherWeights, EqualWithoutATemperatureOrADice) {
   EXPECT_THROW(teacher_weights_from_validation({0.9, 0.8}, -0.1), InvalidArgument);
 }
 
+TEST(StudentVariants, TeachformerKlIsTheStagedStrategyWithKlAloneTheOthersTheDefaultKd) {
+  bool found = false;
+  for (const auto& v : student_variants()) {
+    if (v.name == "teachformer_kl") {
+      found = true;
+      EXPECT_EQ(v.strategy, "teachformer");
+      EXPECT_EQ(v.distill_config, nlohmann::json({{"kd_dice", 0.0}}));
+      EXPECT_NE(v.terms.find("KL only"), std::string::npos) << v.terms;
+    } else {
+      EXPECT_FALSE(v.distill_config.contains("kd_dice")) << v.name;
+    }
+  }
+  EXPECT_TRUE(found);
+}
+
 TEST(CustomStudent, ParsesNameAndDistillConfig) {
   const auto v = custom_student_variant(R"(kd4={"strategy": "hinton", "temperature": 4})");
   EXPECT_EQ(v.name, "kd4");
