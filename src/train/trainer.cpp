@@ -362,6 +362,11 @@ void Trainer::check_resume_settings(const nlohmann::json& saved, const fs::path&
   // Checkpoints written before unlabelled_per_batch existed trained with its default.
   if (before.contains("trainer") && before["trainer"].is_object() && !before["trainer"].contains("unlabelled_per_batch"))
     before["trainer"]["unlabelled_per_batch"] = TrainerOptions().unlabelled_per_batch;
+  // Distillation checkpoints written before kd_dice existed trained with the KL alone, which is kd_dice 0.
+  if (before.contains("objective") && before["objective"].is_object() && before["objective"].contains("options") &&
+      before["objective"].value("type", nlohmann::json()) == "distill" && before["objective"]["options"].is_object() &&
+      !before["objective"]["options"].contains("kd_dice"))
+    before["objective"]["options"]["kd_dice"] = 0.0;
   if (allow_changed_settings_) {
     for (const auto& key : resumable_changes()) {
       if (before.contains("trainer") && before["trainer"].contains(key)) before["trainer"].erase(key);

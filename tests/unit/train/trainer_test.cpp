@@ -247,6 +247,42 @@ TEST(Trainer, ResumeWithOtherSettingsIsRefusedNamingTheFirstDifference) {
   EXPECT_EQ(more.fit(true).steps_run, 6);
 }
 
+// A supervised objective that describes itself as a distillation with the given options.
+class DescribedAsDistill : public SupervisedObjective {
+ public:
+  explicit DescribedAsDistill(nlohmann::json options) : options_(std::move(options)) {}
+  nlohmann::json describe() const override { return {{"type", "distill"}, {"options", options_}}; }
+
+ private:
+  nlohmann::json options_;
+};
+
+TEST(Trainer, ADistillationCheckpointWithoutKdDiceResumesAsKdDiceZero) {
+  test::TempDir dir;
+  auto cases = blob_cases(2, 2);
+  torch::manual_seed(0);
+  {
+    // Written before the option existed: prediction KD was the KL alone.
+    Trainer t(tiny_model(), std::make_shared<DescribedAsDistill>(nlohmann::json{{"temperature", 1.0}}), cases,
+              kNoValidation, tiny_options(1), {dir.path()}, {});
+    t.fit();
+  }
+  try {
+    const nlohmann::json options{{"temperature", 1.0}, {"kd_dice", 1.0}};
+    Trainer t(tiny_model(), std::make_shared<DescribedAsDistill>(options), cases, kNoValidation, tiny_options(1),
+              {dir.path()}, {});
+    t.fit(true);
+    ADD_FAILURE() << "a resume with another kd_dice was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("/objective/options/kd_dice: 1.0 now, 0.0 before"), std::string::npos)
+        << e.what();
+  }
+  const nlohmann::json kl_alone{{"temperature", 1.0}, {"kd_dice", 0.0}};
+  Trainer same(tiny_model(), std::make_shared<DescribedAsDistill>(kl_alone), cases, kNoValidation, tiny_options(1),
+               {dir.path()}, {});
+  EXPECT_NO_THROW(same.fit(true));
+}
+
 TEST(Trainer, DamagedCheckpointIsAnErrorNamingItAndIsLeftAsItWas) {
   test::TempDir dir;
   auto cases = blob_cases(2, 2);
