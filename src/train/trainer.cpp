@@ -359,14 +359,15 @@ void Trainer::check_resume_settings(const nlohmann::json& saved, const fs::path&
   // Another world size has its own check and message (resume with the same number of processes).
   now.erase("world_size");
   before.erase("world_size");
-  // Checkpoints written before unlabelled_per_batch existed trained with its default.
-  if (before.contains("trainer") && before["trainer"].is_object() && !before["trainer"].contains("unlabelled_per_batch"))
-    before["trainer"]["unlabelled_per_batch"] = TrainerOptions().unlabelled_per_batch;
-  // Distillation checkpoints written before kd_dice existed trained with the KL alone, which is kd_dice 0.
-  if (before.contains("objective") && before["objective"].is_object() && before["objective"].contains("options") &&
-      before["objective"].value("type", nlohmann::json()) == "distill" && before["objective"]["options"].is_object() &&
-      !before["objective"]["options"].contains("kd_dice"))
-    before["objective"]["options"]["kd_dice"] = 0.0;
+  // Settings that checkpoints written before them lack, with the value those runs trained with: unlabelled_per_batch
+  // its default; kd_dice 0, the KL alone (only a distillation's objective has options).
+  const std::pair<const char*, nlohmann::json> added_later[] = {
+      {"/trainer/unlabelled_per_batch", TrainerOptions().unlabelled_per_batch}, {"/objective/options/kd_dice", 0.0}};
+  for (const auto& [path, value] : added_later) {
+    const nlohmann::json::json_pointer key(path);
+    if (before.contains(key.parent_pointer()) && before[key.parent_pointer()].is_object() && !before.contains(key))
+      before[key] = value;
+  }
   if (allow_changed_settings_) {
     for (const auto& key : resumable_changes()) {
       if (before.contains("trainer") && before["trainer"].contains(key)) before["trainer"].erase(key);

@@ -192,8 +192,8 @@ ExperimentResult build_table(const TableInput& in) {
   for (const auto& r : out.rows) {
     csv << r.name << ',' << r.role << ",\"" << r.terms << "\"," << seed_list(r.seeds, " ") << ',' << r.parameters
         << ',' << c(r.gflops) << ',' << c(r.seconds_per_case) << ',' << c(r.peak_rss_mib) << ',' << c(r.train_seconds)
-        << ',' << c(r.val_dice) << ',' << c(r.dice) << ',' << c(r.dice_sd) << ',' << c(r.hd95) << ',' << r.hd95_undefined
-        << ',' << c(r.auroc) << ',' << c(r.ap) << ',' << c(r.picai_score) << ',';
+        << ',' << c(r.val_dice) << ',' << c(r.dice) << ',' << c(r.dice_sd) << ',' << c(r.hd95) << ','
+        << r.hd95_undefined << ',' << c(r.auroc) << ',' << c(r.ap) << ',' << c(r.picai_score) << ',';
     if (r.vs_student_alone) {
       const auto& v = *r.vs_student_alone;
       csv << c(v.mean_difference) << ',' << c(v.ci_low) << ',' << c(v.ci_high) << ',' << c(v.wilcoxon_p) << ',' << v.n;
