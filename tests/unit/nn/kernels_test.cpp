@@ -3,6 +3,10 @@
 // switched off (what CUDA tensors, other dtypes and training use).
 #include "teachformer/nn/kernels.hpp"
 
+#include <set>
+#include <vector>
+
+#include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -43,6 +47,21 @@ void expect_kernels_match(Block& block, const std::string& what, const Inputs&..
   const torch::Tensor graded = block->forward(inputs...).detach();
   expect_close(fast, slow, what + ": kernels on vs off", 1e-4);
   expect_close(fast, graded, what + ": kernels vs grad mode", 1e-4);
+}
+
+// The kernels' own loops (instance norm, sub-voxel scatter and gather, the fused output block, the argmax) run
+// through at::parallel_for, an inline OpenMP loop: compiled without OpenMP it runs on the calling thread alone.
+TEST(Kernels, ParallelForRunsOnEveryIntraOpThread) {
+  const int before = at::get_num_threads();
+  at::set_num_threads(2);
+  std::vector<int> thread_of(64, -1);
+  at::parallel_for(0, 64, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) thread_of[size_t(i)] = at::get_thread_num();
+  });
+  at::set_num_threads(before);
+  const std::set<int> threads(thread_of.begin(), thread_of.end());
+  EXPECT_EQ(threads, (std::set<int>{0, 1})) << "at::parallel_for ran its 64 items on " << threads.size()
+                                            << " thread(s) of 2 (is the project compiled with OpenMP?)";
 }
 
 TEST(Kernels, ConvTransposeK2S2EqualsTorch) {
