@@ -174,35 +174,46 @@ torch::Tensor fused_output_block(const torch::Tensor& x, const torch::Tensor& in
     const float* piw = cin ? iw.data_ptr<float>() : nullptr;
     const float* pin = inp.data_ptr<float>() + b * cin * 8 * n;
     float* po = out.data_ptr<float>() + b * oc * 8 * n;
-    const int64_t grain = std::max<int64_t>(1, 4096 / std::max<int64_t>(1, h * w * (hc + oc)));  // small grids: 1 thread
-    at::parallel_for(0, 8 * d, grain, [&](int64_t begin, int64_t end) {
-      std::vector<float> acc(oc * w), val(w);
-      for (int64_t r = begin; r < end; ++r) {
-        const int64_t p = r / d, z = r % d, pd = p >> 2, ph = (p >> 1) & 1, pw = p & 1;
-        for (int64_t y = 0; y < h; ++y) {
-          const int64_t n0 = (z * h + y) * w;
-          for (int64_t o = 0; o < oc; ++o) std::fill(acc.begin() + o * w, acc.begin() + (o + 1) * w, phb[o]);
-          for (int64_t c = 0; c < hc; ++c) {
-            const float* src = f + (c * 8 + p) * n + n0;
-            const float bias = pub[c];
-            for (int64_t xx = 0; xx < w; ++xx) {
-              const float v = src[xx] + bias;
-              val[xx] = std::max(v, 0.0f) + slope * std::min(v, 0.0f);  // branch-free leaky ReLU
-            }
-            for (int64_t o = 0; o < oc; ++o) {
-              const float k = phw[o * hc + c];
-              float* a = acc.data() + o * w;
-              for (int64_t xx = 0; xx < w; ++xx) a[xx] += k * val[xx];
+    // One item per full-resolution plane; each output row (2w voxels, phases pw 0 and 1 interleaved) is written once
+    // and the raw input read once, in order (per phase, the output went through the caches eight times).
+    const int64_t grain = std::max<int64_t>(1, 4096 / std::max<int64_t>(1, plane * (hc + oc)));  // small grids: 1 thread
+    at::parallel_for(0, 2 * d, grain, [&](int64_t begin, int64_t end) {
+      std::vector<float> acc(2 * oc * w), val(w);  // acc[(pw, o), x]
+      for (int64_t zo = begin; zo < end; ++zo) {
+        const int64_t z = zo >> 1, pd = zo & 1;
+        for (int64_t yo = 0; yo < 2 * h; ++yo) {
+          const int64_t y = yo >> 1, ph = yo & 1, n0 = (z * h + y) * w;
+          for (int64_t pw = 0; pw < 2; ++pw) {
+            const int64_t p = pd * 4 + ph * 2 + pw;
+            float* ap = acc.data() + pw * oc * w;
+            for (int64_t o = 0; o < oc; ++o) std::fill(ap + o * w, ap + (o + 1) * w, phb[o]);
+            for (int64_t c = 0; c < hc; ++c) {
+              const float* src = f + (c * 8 + p) * n + n0;
+              const float bias = pub[c];
+              for (int64_t xx = 0; xx < w; ++xx) {
+                const float v = src[xx] + bias;
+                val[xx] = std::max(v, 0.0f) + slope * std::min(v, 0.0f);  // branch-free leaky ReLU
+              }
+              for (int64_t o = 0; o < oc; ++o) {
+                const float k = phw[o * hc + c];
+                float* a = ap + o * w;
+                for (int64_t xx = 0; xx < w; ++xx) a[xx] += k * val[xx];
+              }
             }
           }
-          const int64_t off = (2 * z + pd) * plane + (2 * y + ph) * row + pw;
+          const int64_t off = zo * plane + yo * row;
           for (int64_t o = 0; o < oc; ++o) {
             float* dst = po + o * 8 * n + off;
-            const float* a = acc.data() + o * w;
+            const float* a0 = acc.data() + o * w;
+            const float* a1 = acc.data() + (oc + o) * w;
             for (int64_t xx = 0; xx < w; ++xx) {
-              float v = a[xx];
-              for (int64_t k = 0; k < cin; ++k) v += piw[o * cin + k] * pin[k * 8 * n + off + 2 * xx];
-              dst[2 * xx] = v;
+              dst[2 * xx] = a0[xx];
+              dst[2 * xx + 1] = a1[xx];
+            }
+            for (int64_t k = 0; k < cin; ++k) {
+              const float kw = piw[o * cin + k];
+              const float* src = pin + k * 8 * n + off;
+              for (int64_t j = 0; j < row; ++j) dst[j] += kw * src[j];
             }
           }
         }

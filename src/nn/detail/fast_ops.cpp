@@ -233,6 +233,8 @@ torch::Tensor upsample_trilinear2(const torch::Tensor& input) {
 
 namespace {
 // Not counted (the callers count what the op means).
+void gather_all_phases_(float* cols, const float* in, int64_t B, int64_t C, int64_t D, int64_t H, int64_t W);
+
 torch::Tensor raw_conv3d(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                          torch::IntArrayRef stride, torch::IntArrayRef padding) {
   // 1^3 convolutions are matrix products: oneDNN 2.6 ran the student's about 20x slower than a GEMM (at the
@@ -249,10 +251,7 @@ torch::Tensor raw_conv3d(const torch::Tensor& x, const torch::Tensor& weight, co
     const int64_t b = x.size(0), in = x.size(1), out = weight.size(0);
     const int64_t d = x.size(2) / 2, h = x.size(3) / 2, w = x.size(4) / 2;
     torch::Tensor cols = torch::empty({b, in, 8, d, h, w}, x.options());  // rows ordered (c, kd, kh, kw) as weight
-    for (int p = 0; p < 8; ++p) {
-      torch::Tensor phase = cols.select(2, p);
-      gather_phase_(phase, xin, p >> 2, (p >> 1) & 1, p & 1);
-    }
+    gather_all_phases_(cols.data_ptr<float>(), xin.data_ptr<float>(), b, in, d, h, w);
     const torch::Tensor wm = weight.reshape({out, in * 8});
     const torch::Tensor cm = cols.view({b, in * 8, d * h * w});
     torch::Tensor y = bias.defined() ? torch::baddbmm(bias.view({1, out, 1}), wm.expand({b, -1, -1}), cm)
@@ -381,6 +380,63 @@ void conv_transpose3d_k3s2_into(torch::Tensor out, const torch::Tensor& x, const
   count_macs("conv_transpose", conv_transpose_macs(weight, x));
 }
 
+namespace {
+
+// The eight phases [B, C, 8, D, H, W] (contiguous, phase p = (pd, ph, pw)) -> out [B, C, 2D, 2H, 2W] (contiguous) in
+// one pass over out: each output row of 2W takes its even voxels from phase (pd, ph, 0) and its odd ones from
+// (pd, ph, 1), so every output cache line is written once (eight strided passes, one per phase, moved the whole
+// output through the caches eight times).
+void interleave_all_phases_(float* out, const float* y, int64_t B, int64_t C, int64_t D, int64_t H, int64_t W,
+                            bool accumulate) {
+  const int64_t n = D * H * W;
+  at::parallel_for(0, B * C * 2 * D, grain_for(4 * H * W), [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const int64_t zo = r % (2 * D), bc = r / (2 * D), z = zo >> 1, pd = zo & 1;
+      const float* phases = y + bc * 8 * n + z * H * W;
+      float* plane = out + r * 4 * H * W;
+      for (int64_t yo = 0; yo < 2 * H; ++yo) {
+        const float* a0 = phases + (pd * 4 + (yo & 1) * 2) * n + (yo >> 1) * W;
+        const float* a1 = a0 + n;
+        float* o = plane + yo * 2 * W;
+        if (accumulate) {
+          for (int64_t x = 0; x < W; ++x) {
+            o[2 * x] += a0[x];
+            o[2 * x + 1] += a1[x];
+          }
+        } else {
+          for (int64_t x = 0; x < W; ++x) {
+            o[2 * x] = a0[x];
+            o[2 * x + 1] = a1[x];
+          }
+        }
+      }
+    }
+  });
+}
+
+// The inverse, in one pass over `in` [B, C, 2D, 2H, 2W] (contiguous): cols [B, C, 8, D, H, W] (contiguous).
+void gather_all_phases_(float* cols, const float* in, int64_t B, int64_t C, int64_t D, int64_t H, int64_t W) {
+  const int64_t n = D * H * W;
+  at::parallel_for(0, B * C * 2 * D, grain_for(4 * H * W), [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const int64_t zo = r % (2 * D), bc = r / (2 * D), z = zo >> 1, pd = zo & 1;
+      float* phases = cols + bc * 8 * n + z * H * W;
+      const float* plane = in + r * 4 * H * W;
+      for (int64_t yo = 0; yo < 2 * H; ++yo) {
+        float* a0 = phases + (pd * 4 + (yo & 1) * 2) * n + (yo >> 1) * W;
+        float* a1 = a0 + n;
+        const float* i = plane + yo * 2 * W;
+        for (int64_t x = 0; x < W; ++x) {
+          a0[x] = i[2 * x];
+          a1[x] = i[2 * x + 1];
+        }
+      }
+    }
+  });
+}
+
+}  // namespace
+
 torch::Tensor interleave_phases(const torch::Tensor& y, int64_t b, int64_t c, int64_t d, int64_t h, int64_t w,
                                 const torch::Tensor& onto) {
   if (!use_fast_kernels(y)) {
@@ -391,9 +447,8 @@ torch::Tensor interleave_phases(const torch::Tensor& y, int64_t b, int64_t c, in
   const bool accumulate = onto.defined() && onto.scalar_type() == torch::kFloat32 && onto.is_contiguous() &&
                           onto.sizes() == torch::IntArrayRef({b, c, 2 * d, 2 * h, 2 * w});
   torch::Tensor out = accumulate ? onto : torch::empty({b, c, 2 * d, 2 * h, 2 * w}, y.options());
-  const torch::Tensor phases = y.reshape({b, c, 8, d, h, w});
-  for (int p = 0; p < 8; ++p)
-    scatter_phase_(out, phases.select(2, p), p >> 2, (p >> 1) & 1, p & 1, accumulate);
+  const torch::Tensor phases = y.reshape({b, c, 8, d, h, w}).contiguous();
+  interleave_all_phases_(out.data_ptr<float>(), phases.data_ptr<float>(), b, c, d, h, w, accumulate);
   return onto.defined() && !accumulate ? out.add_(onto) : out;
 }
 

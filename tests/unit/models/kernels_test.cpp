@@ -45,6 +45,9 @@ void expect_same_without_fast_kernels(const std::string& key, const nlohmann::js
 TEST(Kernels, StudentFallbackEqualsTheFusedCpuKernels) {
   expect_same_without_fast_kernels("teachformer_s", {{"preset", "small"}, {"in_channels", 2}, {"out_channels", 2}},
                                    {2, 2, 32, 32, 32});
+  // Unequal sides: the sub-voxel interleaving and gathering index every axis separately.
+  expect_same_without_fast_kernels("teachformer_s", {{"preset", "small"}, {"in_channels", 3}, {"out_channels", 3}},
+                                   {1, 3, 16, 32, 48});
 }
 
 TEST(Kernels, HDenseFormerFallbackEqualsTheCpuKernels) {
