@@ -233,7 +233,59 @@ torch::Tensor upsample_trilinear2(const torch::Tensor& input) {
 
 namespace {
 // Not counted (the callers count what the op means).
-void gather_all_phases_(float* cols, const float* in, int64_t B, int64_t C, int64_t D, int64_t H, int64_t W);
+// Walks the rows of a full-resolution [B, C, 2D, 2H, 2W] tensor plane by plane (one parallel item per plane) beside
+// its eight sub-voxel phases [B, C, 8, D, H, W] (both contiguous, phase p = (pd, ph, pw)): fn(row, phase) with the
+// offsets of the row's 2W voxels and of the W voxels of phase (pd, ph, 0) that fill its even positions; phase
+// (pd, ph, 1), the odd ones, starts D H W further. Each full-resolution row is visited once, in order (one strided
+// pass per phase moved the whole tensor through the caches eight times).
+template <typename Fn>
+void for_each_phase_row(int64_t B, int64_t C, int64_t D, int64_t H, int64_t W, Fn&& fn) {
+  const int64_t n = D * H * W;
+  at::parallel_for(0, B * C * 2 * D, grain_for(4 * H * W), [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const int64_t zo = r % (2 * D), bc = r / (2 * D), z = zo >> 1, pd = zo & 1;
+      for (int64_t yo = 0; yo < 2 * H; ++yo)
+        fn((r * 2 * H + yo) * 2 * W, bc * 8 * n + (pd * 4 + (yo & 1) * 2) * n + (z * H + (yo >> 1)) * W);
+    }
+  });
+}
+
+// The eight phases y -> out (added to what out holds with `accumulate`).
+void interleave_all_phases_(float* out, const float* y, int64_t B, int64_t C, int64_t D, int64_t H, int64_t W,
+                            bool accumulate) {
+  const int64_t n = D * H * W;
+  for_each_phase_row(B, C, D, H, W, [&](int64_t row, int64_t phase) {
+    float* o = out + row;
+    const float* a0 = y + phase;
+    const float* a1 = a0 + n;
+    if (accumulate) {
+      for (int64_t x = 0; x < W; ++x) {
+        o[2 * x] += a0[x];
+        o[2 * x + 1] += a1[x];
+      }
+    } else {
+      for (int64_t x = 0; x < W; ++x) {
+        o[2 * x] = a0[x];
+        o[2 * x + 1] = a1[x];
+      }
+    }
+  });
+}
+
+// The inverse: in -> its eight phases, cols.
+void gather_all_phases_(float* cols, const float* in, int64_t B, int64_t C, int64_t D, int64_t H, int64_t W) {
+  const int64_t n = D * H * W;
+  for_each_phase_row(B, C, D, H, W, [&](int64_t row, int64_t phase) {
+    const float* i = in + row;
+    float* a0 = cols + phase;
+    float* a1 = a0 + n;
+    for (int64_t x = 0; x < W; ++x) {
+      a0[x] = i[2 * x];
+      a1[x] = i[2 * x + 1];
+    }
+  });
+}
+
 
 torch::Tensor raw_conv3d(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                          torch::IntArrayRef stride, torch::IntArrayRef padding) {
@@ -317,32 +369,6 @@ void scatter_phase_(torch::Tensor& out, const torch::Tensor& phase, int pd, int 
   });
 }
 
-void gather_phase_(torch::Tensor& out, const torch::Tensor& in, int pd, int ph, int pw) {
-  TF_CHECK(in.dim() == 5 && in.scalar_type() == torch::kFloat32 && in.stride(4) == 1 && in.size(2) % 2 == 0 &&
-               in.size(3) % 2 == 0 && in.size(4) % 2 == 0,
-           InvalidArgument, "gather_phase_: input must be float32 [B, C, 2D, 2H, 2W] with unit last stride, got ",
-           in.sizes().vec());
-  const int64_t B = in.size(0), C = in.size(1), D = in.size(2) / 2, H = in.size(3) / 2, W = in.size(4) / 2;
-  TF_CHECK(out.dim() == 5 && out.scalar_type() == torch::kFloat32 && unit_last_stride(out) &&
-               out.sizes().vec() == std::vector<int64_t>({B, C, D, H, W}),
-           InvalidArgument, "gather_phase_: output must be float32 ", std::vector<int64_t>{B, C, D, H, W},
-           " with unit last stride, got ", out.sizes().vec());
-  const float* src = in.data_ptr<float>();
-  float* dst = out.data_ptr<float>();
-  const int64_t ib = in.stride(0), ic = in.stride(1), iz = in.stride(2), iy = in.stride(3);
-  const int64_t ob = out.stride(0), oc = out.stride(1), oz = out.stride(2), oy = out.stride(3);
-  at::parallel_for(0, B * C * D, grain_for(H * W), [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r) {
-      const int64_t z = r % D, c = (r / D) % C, b = r / (D * C);
-      for (int64_t y = 0; y < H; ++y) {
-        const float* a = src + b * ib + c * ic + (2 * z + pd) * iz + (2 * y + ph) * iy + pw;
-        float* o = dst + b * ob + c * oc + z * oz + y * oy;
-        for (int64_t x = 0; x < W; ++x) o[x] = a[2 * x];
-      }
-    }
-  });
-}
-
 void conv_transpose3d_k3s2_into(torch::Tensor out, const torch::Tensor& x, const torch::Tensor& weight,
                                 const torch::Tensor& bias) {
   TF_CHECK(x.dim() == 5 && weight.dim() == 5 && weight.size(2) == 3 && weight.size(3) == 3 && weight.size(4) == 3,
@@ -379,63 +405,6 @@ void conv_transpose3d_k3s2_into(torch::Tensor out, const torch::Tensor& x, const
       }
   count_macs("conv_transpose", conv_transpose_macs(weight, x));
 }
-
-namespace {
-
-// The eight phases [B, C, 8, D, H, W] (contiguous, phase p = (pd, ph, pw)) -> out [B, C, 2D, 2H, 2W] (contiguous) in
-// one pass over out: each output row of 2W takes its even voxels from phase (pd, ph, 0) and its odd ones from
-// (pd, ph, 1), so every output cache line is written once (eight strided passes, one per phase, moved the whole
-// output through the caches eight times).
-void interleave_all_phases_(float* out, const float* y, int64_t B, int64_t C, int64_t D, int64_t H, int64_t W,
-                            bool accumulate) {
-  const int64_t n = D * H * W;
-  at::parallel_for(0, B * C * 2 * D, grain_for(4 * H * W), [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r) {
-      const int64_t zo = r % (2 * D), bc = r / (2 * D), z = zo >> 1, pd = zo & 1;
-      const float* phases = y + bc * 8 * n + z * H * W;
-      float* plane = out + r * 4 * H * W;
-      for (int64_t yo = 0; yo < 2 * H; ++yo) {
-        const float* a0 = phases + (pd * 4 + (yo & 1) * 2) * n + (yo >> 1) * W;
-        const float* a1 = a0 + n;
-        float* o = plane + yo * 2 * W;
-        if (accumulate) {
-          for (int64_t x = 0; x < W; ++x) {
-            o[2 * x] += a0[x];
-            o[2 * x + 1] += a1[x];
-          }
-        } else {
-          for (int64_t x = 0; x < W; ++x) {
-            o[2 * x] = a0[x];
-            o[2 * x + 1] = a1[x];
-          }
-        }
-      }
-    }
-  });
-}
-
-// The inverse, in one pass over `in` [B, C, 2D, 2H, 2W] (contiguous): cols [B, C, 8, D, H, W] (contiguous).
-void gather_all_phases_(float* cols, const float* in, int64_t B, int64_t C, int64_t D, int64_t H, int64_t W) {
-  const int64_t n = D * H * W;
-  at::parallel_for(0, B * C * 2 * D, grain_for(4 * H * W), [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r) {
-      const int64_t zo = r % (2 * D), bc = r / (2 * D), z = zo >> 1, pd = zo & 1;
-      float* phases = cols + bc * 8 * n + z * H * W;
-      const float* plane = in + r * 4 * H * W;
-      for (int64_t yo = 0; yo < 2 * H; ++yo) {
-        float* a0 = phases + (pd * 4 + (yo & 1) * 2) * n + (yo >> 1) * W;
-        float* a1 = a0 + n;
-        const float* i = plane + yo * 2 * W;
-        for (int64_t x = 0; x < W; ++x) {
-          a0[x] = i[2 * x];
-          a1[x] = i[2 * x + 1];
-        }
-      }
-    }
-  });
-}
-
-}  // namespace
 
 torch::Tensor interleave_phases(const torch::Tensor& y, int64_t b, int64_t c, int64_t d, int64_t h, int64_t w,
                                 const torch::Tensor& onto) {

@@ -43,9 +43,6 @@ torch::Tensor upsample_trilinear2(const torch::Tensor& x);
 /// a buffer are fine). float32, no autograd. With `accumulate` the phase is added to what `out` holds.
 void scatter_phase_(torch::Tensor& out, const torch::Tensor& phase, int pd, int ph, int pw, bool accumulate = false);
 
-/// Gathers one sub-voxel phase: out[b, c, z, y, x] = in[b, c, 2z + pd, 2y + ph, 2x + pw]. in [B, C, 2D, 2H, 2W] and
-/// out [B, C, D, H, W] need unit stride in the last dim. float32, no autograd.
-void gather_phase_(torch::Tensor& out, const torch::Tensor& in, int pd, int ph, int pw);
 
 /// Writes ConvTranspose3d(k3, s2, p1, output_padding 1)(x) into `out` [B, O, 2D, 2H, 2W] (may be a view, e.g.
 /// the first channels of a concatenation buffer) as eight sub-pixel phase convolutions. Differentiable when `out` is
