@@ -496,7 +496,10 @@ std::vector<std::pair<std::string, teachformer_s::ConvNormActImpl*>> TeachFormer
   std::vector<std::pair<std::string, teachformer_s::ConvNormActImpl*>> units;
   for (const auto& item : named_modules("", /*include_self=*/false)) {
     auto* unit = dynamic_cast<teachformer_s::ConvNormActImpl*>(item.value().get());
-    if (unit && unit->low_precision_capable()) units.emplace_back(item.key() + ".conv", unit);
+    // The first downsampling stays float32 like the stem whose output it reads: in int8 (one activation scale for
+    // the whole 1/2-resolution grid) it alone moved ~0.6 points of the demo students' foreground voxels, enough to
+    // fail the accuracy guard of `teachformer quantize` (99%) on its own.
+    if (unit && unit->low_precision_capable() && item.key() != "down.0") units.emplace_back(item.key() + ".conv", unit);
   }
   return units;
 }

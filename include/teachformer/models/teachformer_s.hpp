@@ -187,8 +187,9 @@ TORCH_MODULE(TransformerBlock);
 ///  - taps (intermediates): "stem", "encoder{i}" (stage outputs, the skips), "tokens" (after the position conv, as
 ///    [B, N, C]), "decoder{i}" (decoder stage outputs at 1/2^(i+1)).
 /// Low precision (LowPrecisionModel): bf16 and int8 run the 3^3 stride-1 ConvNormAct units and the k2 s2
-/// downsamplings through oneDNN (the stem, the transformer, the transposed convolutions and the output block stay
-/// float32); the calibration keys are their conv prefixes ("down.0.conv", "encoder.1.0.conv", "decoder.1.0.conv").
+/// downsamplings but the first through oneDNN (the stem, the first downsampling, the transformer, the transposed
+/// convolutions and the output block stay float32); the calibration keys are their conv prefixes ("down.1.conv",
+/// "encoder.1.0.conv", "decoder.1.0.conv"; an older calibration's "down.0.conv" is not used).
 class TeachFormerSImpl : public SegmentationModelImpl, public LowPrecisionModel {
  public:
   /// Builds the model; throws InvalidArgument for invalid options (see validate).
