@@ -29,7 +29,11 @@ std::string precision_name(Precision precision) {
 
 nlohmann::json to_json(const Int8Calibration& calibration) {
   nlohmann::json layers = nlohmann::json::object();
-  for (const auto& [name, absmax] : calibration.input_absmax) layers[name] = {{"input_absmax", absmax}};
+  for (const auto& [name, absmax] : calibration.input_absmax) {
+    layers[name] = {{"input_absmax", absmax}};
+    const auto min = calibration.input_min.find(name);
+    if (min != calibration.input_min.end()) layers[name]["input_min"] = min->second;
+  }
   return layers;
 }
 
@@ -38,13 +42,21 @@ Int8Calibration int8_calibration_from_json(const nlohmann::json& json, const std
            ": expected an object {layer: {\"input_absmax\": x}} with at least one layer");
   Int8Calibration calibration;
   for (const auto& [name, entry] : json.items()) {
-    TF_CHECK(entry.is_object() && entry.size() == 1 && entry.contains("input_absmax") &&
-                 entry["input_absmax"].is_number(),
-             FormatError, context, ": layer '", name, "' must be {\"input_absmax\": number}, got ", entry.dump());
+    const bool has_min = entry.is_object() && entry.contains("input_min");
+    TF_CHECK(entry.is_object() && entry.size() == 1 + (has_min ? 1 : 0) && entry.contains("input_absmax") &&
+                 entry["input_absmax"].is_number() && (!has_min || entry["input_min"].is_number()),
+             FormatError, context, ": layer '", name, "' must be {\"input_absmax\": number, \"input_min\": number ",
+             "(optional)}, got ", entry.dump());
     const double v = entry["input_absmax"].get<double>();
     TF_CHECK(std::isfinite(v) && v > 0.0 && v < 3e38, FormatError, context, ": layer '", name,
              "' has input_absmax ", v, "; expected a finite number > 0");
     calibration.input_absmax[name] = float(v);
+    if (has_min) {
+      const double m = entry["input_min"].get<double>();
+      TF_CHECK(std::isfinite(m) && m >= -v && m <= v, FormatError, context, ": layer '", name, "' has input_min ",
+               m, "; expected a finite number in [-input_absmax, input_absmax] ([", -v, ", ", v, "])");
+      calibration.input_min[name] = float(m);
+    }
   }
   return calibration;
 }

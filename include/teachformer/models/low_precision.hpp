@@ -30,6 +30,9 @@ std::string precision_name(Precision precision);
 /// largest |input| seen on the calibration patches.
 struct Int8Calibration {
   std::map<std::string, float> input_absmax;
+  /// The smallest input each layer saw, where recorded (calibrations written before it was have none): such a layer
+  /// takes asymmetric u8 activations over [input_min, input_absmax] (a zero point), else symmetric s8.
+  std::map<std::string, float> input_min;
 };
 nlohmann::json to_json(const Int8Calibration& calibration);
 /// Strict: unknown keys and non-positive maxima are FormatErrors naming `context`.

@@ -18,6 +18,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -135,11 +136,14 @@ class ConvNormActImpl : public torch::nn::Cloneable<ConvNormActImpl> {
   /// True for the layers a low precision runs (see the TeachFormerSImpl comment).
   bool low_precision_capable() const;
   /// From now on the convolution runs at `precision` in no-grad CPU float32 forwards (grad mode and other devices
-  /// keep float32); int8 needs the calibrated largest |input| > 0. Reads the current weights. fp32 drops the kernel.
-  void set_precision(Precision precision, float input_absmax = 0.0f);
-  /// While on, forward calls record the largest |input| (observed_absmax(), -1 before any).
+  /// keep float32); int8 needs the calibrated largest |input| > 0 and, for asymmetric activations, the smallest
+  /// input. Reads the current weights. fp32 drops the kernel.
+  void set_precision(Precision precision, float input_absmax = 0.0f, std::optional<float> input_min = std::nullopt);
+  /// While on, forward calls record the largest |input| and the smallest input (observed_absmax(), -1 before any;
+  /// observed_min()).
   void observe(bool on);
   float observed_absmax() const { return observed_absmax_; }
+  float observed_min() const { return observed_min_; }
 
  private:
   torch::Tensor normalize(torch::Tensor y, bool activate);
@@ -149,6 +153,7 @@ class ConvNormActImpl : public torch::nn::Cloneable<ConvNormActImpl> {
   std::shared_ptr<detail::LowPrecisionConv3d> low_;
   bool observing_ = false;
   float observed_absmax_ = -1.0f;
+  float observed_min_ = 0.0f;
 };
 TORCH_MODULE(ConvNormAct);
 

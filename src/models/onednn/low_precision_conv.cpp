@@ -37,7 +37,8 @@ struct LowPrecisionConv3d::Impl {
   Precision precision = Precision::kBFloat16;
   torch::Tensor weight_f32;          // [O, I, k, k, k]: as given (bf16) or integral values in [-127, 127] (int8)
   std::vector<float> out_scales;     // int8: 1 / (x_scale * w_scale[o])
-  float x_scale = 1.0f;              // int8: 127 / input_absmax
+  float x_scale = 1.0f;              // int8: 127 / input_absmax (s8), 255 / (input_absmax - input_min) (u8)
+  int32_t zero_point = -1;           // int8: the u8 code of 0 for asymmetric activations; -1 for symmetric s8
   std::vector<int64_t> stride, padding;
   std::mutex mutex;
   std::map<std::vector<int64_t>, Plan> plans;
@@ -54,18 +55,23 @@ struct LowPrecisionConv3d::Impl {
       out.push_back(o);
     }
     const bool int8 = precision == Precision::kInt8;
-    const dt act = int8 ? dt::s8 : dt::bf16;
+    const bool asymmetric = int8 && zero_point >= 0;
+    const dt act = int8 ? dt::s8 : dt::bf16, src_dt = asymmetric ? dt::u8 : act;
     const dnnl::memory::dims src_dims = dims_of(in_sizes), dst_dims = dims_of(out),
                              wei_dims = dims_of(weight_f32.sizes());
     dnnl::primitive_attr conv_attr, src_attr;
     if (int8) {
       conv_attr.set_output_scales(2, out_scales);  // mask 2: one scale per output channel
       src_attr.set_output_scales(0, {x_scale});
+      if (asymmetric) {
+        conv_attr.set_zero_points(DNNL_ARG_SRC, 0, {zero_point});
+        src_attr.set_zero_points(DNNL_ARG_DST, 0, {zero_point});
+      }
     }
     Plan p;
     try {
       dnnl::convolution_forward::desc desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
-                                           {src_dims, act, tag::any}, {wei_dims, act, tag::any},
+                                           {src_dims, src_dt, tag::any}, {wei_dims, act, tag::any},
                                            {dst_dims, dt::f32, tag::any}, dims_of(stride), dims_of(padding),
                                            dims_of(padding));
       dnnl::convolution_forward::primitive_desc pd(desc, conv_attr, engine);
@@ -98,7 +104,8 @@ struct LowPrecisionConv3d::Impl {
 };
 
 LowPrecisionConv3d::LowPrecisionConv3d(const torch::Tensor& weight, std::vector<int64_t> stride,
-                                       std::vector<int64_t> padding, Precision precision, float input_absmax)
+                                       std::vector<int64_t> padding, Precision precision, float input_absmax,
+                                       std::optional<float> input_min)
     : impl_(std::make_unique<Impl>()) {
   TF_CHECK(weight.dim() == 5 && weight.size(2) == weight.size(3) && weight.size(3) == weight.size(4), InvalidArgument,
            "low-precision conv3d: expected a cubic weight [O, I, k, k, k], got ", weight.sizes().vec());
@@ -114,7 +121,15 @@ LowPrecisionConv3d::LowPrecisionConv3d(const torch::Tensor& weight, std::vector<
   if (precision == Precision::kInt8) {
     TF_CHECK(std::isfinite(input_absmax) && input_absmax > 0.0f, InvalidArgument,
              "low-precision conv3d: int8 needs a calibrated input range > 0, got ", input_absmax);
-    m.x_scale = 127.0f / input_absmax;
+    if (input_min) {
+      const float lo = std::min(*input_min, 0.0f);
+      TF_CHECK(std::isfinite(lo) && lo >= -input_absmax, InvalidArgument,
+               "low-precision conv3d: the calibrated input minimum must be in [-", input_absmax, ", 0], got ", lo);
+      m.x_scale = 255.0f / (input_absmax - lo);
+      m.zero_point = int32_t(std::lround(-lo * m.x_scale));
+    } else {
+      m.x_scale = 127.0f / input_absmax;
+    }
     const int64_t o = w.size(0);
     const torch::Tensor w_max = w.abs().reshape({o, -1}).amax(1).clamp_min(1e-12f);
     const torch::Tensor w_scale = 127.0f / w_max;

@@ -8,7 +8,7 @@ namespace teachformer::models::detail {
 struct LowPrecisionConv3d::Impl {};
 
 LowPrecisionConv3d::LowPrecisionConv3d(const torch::Tensor&, std::vector<int64_t>, std::vector<int64_t>, Precision,
-                                       float) {
+                                       float, std::optional<float>) {
   TF_THROW(InvalidArgument, "this build has no oneDNN (libdnnl-dev was not found when it was configured): bf16 and int8 "
            "inference are unavailable; use --precision fp32");
 }

@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include "model_folder_fixture.hpp"
+#include "models/detail/low_precision_conv.hpp"
 #include "teachformer/core/error.hpp"
 #include "teachformer/models/model_folder.hpp"
 #include "teachformer/models/registry.hpp"
@@ -19,6 +20,10 @@ namespace {
 using ::testing::HasSubstr;
 
 const TapRequest kNone{false, false, false, false};
+
+double relative_error(const torch::Tensor& a, const torch::Tensor& b) {
+  return ((a - b).norm() / b.norm()).item<double>();
+}
 
 TEST(LowPrecision, PrecisionNamesRoundTripAndUnknownOnesAreListed) {
   for (auto p : {Precision::kFloat32, Precision::kBFloat16, Precision::kInt8})
@@ -48,6 +53,44 @@ TEST(LowPrecision, CalibrationJsonRoundTripsAndRejectsBadRanges) {
     EXPECT_THAT(e.what(), HasSubstr("encoder.1.0.conv"));
   }
   EXPECT_THROW(int8_calibration_from_json({{"x", {{"input_absmax", 1.0}, {"extra", 1}}}}, "q"), FormatError);
+  // The smallest input, where recorded, round-trips; out of [-absmax, absmax] or not a number it is refused.
+  c.input_min = {{"encoder.1.0.conv", -0.25f}};
+  const Int8Calibration m = int8_calibration_from_json(to_json(c), "test");
+  EXPECT_EQ(m.input_min, c.input_min);
+  EXPECT_EQ(m.input_absmax, c.input_absmax);
+  EXPECT_THROW(int8_calibration_from_json({{"x", {{"input_absmax", 1.0}, {"input_min", -2.0}}}}, "q"), FormatError);
+  EXPECT_THROW(int8_calibration_from_json({{"x", {{"input_absmax", 1.0}, {"input_min", "low"}}}}, "q"), FormatError);
+}
+
+TEST(LowPrecision, AsymmetricActivationsQuantizeALeakyReluOutputTwiceAsFinelyBordersIncluded) {
+  if (!low_precision_support().onednn) GTEST_SKIP() << "this build has no oneDNN";
+  torch::manual_seed(3);
+  // A leaky ReLU output: mostly positive, a small negative tail; a 3^3 conv with zero padding 1.
+  const torch::Tensor x = torch::leaky_relu(torch::randn({1, 16, 12, 10, 8}) * 3.0, 0.01);
+  const torch::Tensor w = torch::randn({16, 16, 3, 3, 3}) * 0.1;
+  const torch::Tensor ref = torch::conv3d(x, w, {}, 1, 1);
+  const float absmax = x.abs().max().item<float>(), min = x.min().item<float>();
+  c10::InferenceMode guard;
+  detail::LowPrecisionConv3d symmetric(w, {1, 1, 1}, {1, 1, 1}, Precision::kInt8, absmax);
+  detail::LowPrecisionConv3d asymmetric(w, {1, 1, 1}, {1, 1, 1}, Precision::kInt8, absmax, min);
+  const double e_sym = relative_error(symmetric.forward(x), ref);
+  const torch::Tensor ya = asymmetric.forward(x);
+  const double e_asym = relative_error(ya, ref);
+  EXPECT_LT(e_asym, 0.75 * e_sym) << e_asym << " vs " << e_sym;
+  // The padded border is zero, not the code 0 (which stands for the range's minimum): with a zero point near the
+  // middle of the range, the border planes are as accurate as the interior.
+  const torch::Tensor x2 = torch::randn({1, 16, 12, 10, 8}) * 3.0;
+  const torch::Tensor ref2 = torch::conv3d(x2, w, {}, 1, 1);
+  detail::LowPrecisionConv3d centred(w, {1, 1, 1}, {1, 1, 1}, Precision::kInt8, x2.abs().max().item<float>(),
+                                     x2.min().item<float>());
+  const torch::Tensor y2 = centred.forward(x2);
+  const double e_all = relative_error(y2, ref2);
+  for (int dim = 2; dim < 5; ++dim)
+    for (int64_t at : {int64_t(0), y2.size(dim) - 1}) {
+      const double e_border = relative_error(y2.select(dim, at), ref2.select(dim, at));
+      EXPECT_LT(e_border, 2.0 * e_all + 1e-3) << "dim " << dim << " plane " << at;
+    }
+  EXPECT_THROW(detail::LowPrecisionConv3d(w, {1, 1, 1}, {1, 1, 1}, Precision::kInt8, 1.0f, -2.0f), InvalidArgument);
 }
 
 // A small student with random norm affines, calibrated on random inputs.
@@ -67,10 +110,6 @@ Calibrated calibrated_student(int64_t size) {
   return {model, model->finish_calibration()};
 }
 
-double relative_error(const torch::Tensor& a, const torch::Tensor& b) {
-  return ((a - b).norm() / b.norm()).item<double>();
-}
-
 TEST(LowPrecision, CalibrationCoversTheUnitsAndDownsamplingsNotTheStemNorTheFirstDownsampling) {
   const Calibrated c = calibrated_student(32);
   // The small preset: the k2 s2 downsamplings but the first, encoder units at 1/4 and 1/8 (depths 0, 1, 1, 0) and
@@ -83,6 +122,14 @@ TEST(LowPrecision, CalibrationCoversTheUnitsAndDownsamplingsNotTheStemNorTheFirs
   }
   EXPECT_EQ(names, (std::vector<std::string>{"decoder.1.0.conv", "decoder.2.0.conv", "down.1.conv", "down.2.conv",
                                              "encoder.1.0.conv", "encoder.2.0.conv"}));
+  // Each layer's smallest input too (what asymmetric activations need).
+  ASSERT_EQ(c.calibration.input_min.size(), names.size());
+  for (const auto& [name, min] : c.calibration.input_min) {
+    EXPECT_GE(min, -c.calibration.input_absmax.at(name)) << name;
+    EXPECT_LE(min, c.calibration.input_absmax.at(name)) << name;
+  }
+  // The unit inputs that come out of a leaky ReLU (slope 0.01) are barely negative.
+  EXPECT_GT(c.calibration.input_min.at("encoder.1.0.conv"), -0.05f * c.calibration.input_absmax.at("encoder.1.0.conv"));
 }
 
 TEST(LowPrecision, Int8AndBf16StayCloseToFloat32AndFp32ComesBackExactly) {
@@ -117,6 +164,23 @@ TEST(LowPrecision, Int8AndBf16StayCloseToFloat32AndFp32ComesBackExactly) {
   EXPECT_TRUE(torch::equal(c.model->forward(x, kNone).logits, y32));
 }
 
+TEST(LowPrecision, ACalibrationWithoutMinimaRunsSymmetricInt8AndIsLessAccurate) {
+  if (!low_precision_support().onednn) GTEST_SKIP() << "this build has no oneDNN";
+  Calibrated c = calibrated_student(32);
+  c10::InferenceMode guard;
+  const torch::Tensor x = torch::randn({1, 2, 32, 32, 32});
+  const torch::Tensor y32 = c.model->forward(x, kNone).logits;
+  c.model->set_precision(Precision::kInt8, &c.calibration);
+  const double e_asym = relative_error(c.model->forward(x, kNone).logits, y32);
+  // As written before minima were recorded: every layer symmetric s8.
+  Int8Calibration older = c.calibration;
+  older.input_min.clear();
+  c.model->set_precision(Precision::kInt8, &older);
+  const double e_sym = relative_error(c.model->forward(x, kNone).logits, y32);
+  EXPECT_LT(e_asym, e_sym);
+  EXPECT_LT(e_sym, 0.1);
+}
+
 TEST(LowPrecision, GradModeAndOtherInputSizesKeepWorking) {
   if (!low_precision_support().onednn) GTEST_SKIP() << "this build has no oneDNN";
   Calibrated c = calibrated_student(32);
@@ -145,7 +209,7 @@ TEST(LowPrecision, ACalibrationThatStillNamesTheFirstDownsamplingLoadsAndKeepsIt
   const torch::Tensor x = torch::randn({1, 2, 32, 32, 32});
   c.model->set_precision(Precision::kInt8, &c.calibration);
   const torch::Tensor y = c.model->forward(x, kNone).logits;
-  // As quantize wrote it before down.0 stayed float32: the extra entry is not used.
+  // As quantize wrote it while down.0 was int8: the extra entry is not used.
   Int8Calibration older = c.calibration;
   older.input_absmax["down.0.conv"] = 0.01f;  // would saturate nearly every input if it were used
   c.model->set_precision(Precision::kInt8, &older);
