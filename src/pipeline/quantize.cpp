@@ -195,8 +195,9 @@ QuantizeSummary quantize_model_folder(const QuantizeOptions& o) {
                       {"checkpoint", o.checkpoint},
                       {"scheme",
                        {{"weights", "symmetric s8, one scale per output channel (127 / max |w|)"},
-                        {"activations", "symmetric s8, one scale per layer (127 / largest |x| in calibration)"},
-                        {"layers", "3^3 stride-1 and k2 s2 convolutions; the rest runs in float32"}}},
+                        {"activations", "asymmetric u8, one scale and zero point per layer (255 steps over "
+                                        "[min(smallest x, 0), largest |x|] in calibration)"},
+                        {"layers", "3^3 stride-1 and k2 s2 convolutions but the first; the rest runs in float32"}}},
                       {"calibration",
                        {{"patches", o.calibration_patches},
                         {"patch_size", folder.patch_size},
