@@ -31,7 +31,7 @@ std::string precision_name(Precision precision);
 struct Int8Calibration {
   std::map<std::string, float> input_absmax;
   /// The smallest input each layer saw, where recorded (calibrations written before it was have none): such a layer
-  /// takes asymmetric u8 activations over [input_min, input_absmax] (a zero point), else symmetric s8.
+  /// takes asymmetric u8 activations over [min(input_min, 0), input_absmax] (a zero point), else symmetric s8.
   std::map<std::string, float> input_min;
 };
 nlohmann::json to_json(const Int8Calibration& calibration);
