@@ -277,9 +277,10 @@ bool ConvNormActImpl::low_precision_capable() const {
 
 torch::Tensor ConvNormActImpl::convolve(const torch::Tensor& x) {
   if (observing_) {
-    const auto [lo, hi] = torch::aminmax(x.detach());
-    observed_absmax_ = std::max({observed_absmax_, hi.item<float>(), -lo.item<float>()});
-    observed_min_ = std::min(observed_min_, lo.item<float>());
+    const auto [lo_t, hi_t] = torch::aminmax(x.detach());
+    const float lo = lo_t.item<float>(), hi = hi_t.item<float>();
+    observed_absmax_ = std::max({observed_absmax_, hi, -lo});
+    observed_min_ = std::min(observed_min_, lo);
   }
   if (low_ && nn::detail::use_fast_kernels(x)) return low_->forward(x);
   return nn::detail::conv3d(*conv, x);

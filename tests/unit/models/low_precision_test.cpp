@@ -110,6 +110,17 @@ Calibrated calibrated_student(int64_t size) {
   return {model, model->finish_calibration()};
 }
 
+// A random input and the model's float32 logits for it (the reference of every low-precision comparison).
+struct Probe {
+  torch::Tensor x, y32;
+};
+Probe float32_probe(const Calibrated& c) {
+  c10::InferenceMode guard;
+  Probe p{torch::randn({1, 2, 32, 32, 32}), {}};
+  p.y32 = c.model->forward(p.x, kNone).logits;
+  return p;
+}
+
 TEST(LowPrecision, CalibrationCoversTheUnitsAndDownsamplingsNotTheStemNorTheFirstDownsampling) {
   const Calibrated c = calibrated_student(32);
   // The small preset: the k2 s2 downsamplings but the first, encoder units at 1/4 and 1/8 (depths 0, 1, 1, 0) and
@@ -135,9 +146,8 @@ TEST(LowPrecision, CalibrationCoversTheUnitsAndDownsamplingsNotTheStemNorTheFirs
 TEST(LowPrecision, Int8AndBf16StayCloseToFloat32AndFp32ComesBackExactly) {
   if (!low_precision_support().onednn) GTEST_SKIP() << "this build has no oneDNN";
   Calibrated c = calibrated_student(32);
+  const auto [x, y32] = float32_probe(c);
   c10::InferenceMode guard;
-  const torch::Tensor x = torch::randn({1, 2, 32, 32, 32});
-  const torch::Tensor y32 = c.model->forward(x, kNone).logits;
   c.model->set_precision(Precision::kInt8, &c.calibration);
   EXPECT_EQ(c.model->precision(), Precision::kInt8);
   const torch::Tensor y8 = c.model->forward(x, kNone).logits;
@@ -167,9 +177,8 @@ TEST(LowPrecision, Int8AndBf16StayCloseToFloat32AndFp32ComesBackExactly) {
 TEST(LowPrecision, ACalibrationWithoutMinimaRunsSymmetricInt8AndIsLessAccurate) {
   if (!low_precision_support().onednn) GTEST_SKIP() << "this build has no oneDNN";
   Calibrated c = calibrated_student(32);
+  const auto [x, y32] = float32_probe(c);
   c10::InferenceMode guard;
-  const torch::Tensor x = torch::randn({1, 2, 32, 32, 32});
-  const torch::Tensor y32 = c.model->forward(x, kNone).logits;
   c.model->set_precision(Precision::kInt8, &c.calibration);
   const double e_asym = relative_error(c.model->forward(x, kNone).logits, y32);
   // As written before minima were recorded: every layer symmetric s8.
