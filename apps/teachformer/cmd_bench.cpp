@@ -145,15 +145,15 @@ void register_bench(CLI::App& parent) {
       ->capture_default_str()
       ->check(CLI::IsMember({"markdown", "csv", "json"}));
   cmd->add_option("--repeats", a.repeats, "Timed runs after one warm-up (median reported). Default 3 (--quick: 1)")
-      ->check(CLI::PositiveNumber);
+      ->check(kPositiveNumber);
   cmd->add_option("--budget", a.budget,
                   "Seconds: no further timed run of a measurement starts after this (at least one runs). Default 20 "
                   "(--quick: 2)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(kNonNegativeNumber);
   cmd->add_option("--min-time", a.min_time,
                   "Seconds: fast measurements keep running (up to 50 timed runs) until their runs took this long, so "
                   "one noisy moment cannot move the median. Default 3 (--quick: 0)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(kNonNegativeNumber);
   cmd->add_option("--teachers", a.teachers,
                   "Teachers of the distillation section (cached: all; live: those whose patch is the student's)")
       ->capture_default_str();
@@ -165,16 +165,16 @@ void register_bench(CLI::App& parent) {
   cmd->add_option("--e2e-bbox-mm", a.bbox_mm,
                   "Edge (mm) of the synthetic PET/CT case's bbox; at 1 mm that many voxels per side. Default 144 "
                   "(--quick: 48)")
-      ->check(CLI::PositiveNumber);
+      ->check(kPositiveNumber);
   cmd->add_flag("--quick", a.quick, "Smoke test: 32^3 inputs and patches, a 2x48^3 case, one timed run each");
   cmd->add_option("-o,--output", a.output, "Also write bench.md, bench.csv and bench.json (full report) here");
   cmd->add_option("--memory-limit-gb", a.memory_limit_gb,
                   "Address-space limit of each measurement process in GiB; 0 = 80% of the memory available at start")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(kNonNegativeNumber);
   cmd->add_option("--timeout", a.timeout, "Seconds after which a measurement process is killed (0 = never)")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(kNonNegativeNumber);
   cmd->add_option("--work-dir", a.work_dir, "Keep the e2e case and model folder here (default: a temporary folder)");
   cmd->add_option("--worker", a.worker, "Internal: run one measurement task (JSON) and print its result")->group("");
 

@@ -41,7 +41,7 @@ void add_evaluate_flags(CLI::App* cmd, EvaluateArgs& a) {
   cmd->add_option("--geometry-tolerance", a.geometry_tolerance,
                   "Largest spacing/origin difference (mm) between a prediction and its reference")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber)
+      ->check(kNonNegativeNumber)
       ->group(io);
   cmd->add_option("--protocol", a.protocol, "generic, hecktor2021, hecktor2022 or picai")
       ->capture_default_str()
@@ -59,7 +59,7 @@ void add_evaluate_flags(CLI::App* cmd, EvaluateArgs& a) {
       ->group(surf);
   cmd->add_option("--nsd-tolerance", a.nsd_tolerance, "Normalised surface Dice tolerance in mm (generic, hecktor2022)")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber)
+      ->check(kNonNegativeNumber)
       ->group(surf);
   cmd->add_option("--bbox", a.bbox, "Bounding-box CSV (PatientID,x1,x2,y1,y2,z1,z2 in mm); crop to it")
       ->check(CLI::ExistingFile)
@@ -78,7 +78,7 @@ void add_evaluate_flags(CLI::App* cmd, EvaluateArgs& a) {
       ->group(pc);
   cmd->add_option("--min-voxels", a.min_voxels, "Candidates with at most this many voxels are dropped")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber)
+      ->check(kNonNegativeNumber)
       ->group(pc);
   cmd->add_option("--min-overlap", a.min_overlap, "Minimal IoU of a hit")
       ->capture_default_str()

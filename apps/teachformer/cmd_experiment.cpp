@@ -38,7 +38,7 @@ void register_experiment(CLI::App& parent) {
   cmd->add_option("--test-cases", o.test_cases, "Phantom held-out cases (default: the preset's)");
   cmd->add_option("--unlabelled-cases", o.unlabelled_cases,
                   "Extra phantom cases used without labels by the teachformer_unlabelled student")
-      ->check(CLI::NonNegativeNumber);
+      ->check(kNonNegativeNumber);
   cmd->add_option("--seeds,--seed", seeds, "Seeds; the training is repeated per seed (e.g. 0,1,2)")
       ->delimiter(',')
       ->capture_default_str();
@@ -56,23 +56,23 @@ void register_experiment(CLI::App& parent) {
                       ". Trained on the same batches and compared with student_alone like the ladder's");
   cmd->add_option("--teacher-epochs", o.teacher_epochs,
                   "Epoch budget of each teacher; early stopping on validation Dice ends sooner (default: the preset's)")
-      ->check(CLI::PositiveNumber);
+      ->check(kPositiveNumber);
   cmd->add_option("--student-epochs", o.student_epochs, "Epochs of each student (default: the preset's)")
-      ->check(CLI::PositiveNumber);
+      ->check(kPositiveNumber);
   cmd->add_option("--steps-per-epoch", o.steps_per_epoch, "Steps per epoch of every run (default: the preset's)")
-      ->check(CLI::PositiveNumber);
+      ->check(kPositiveNumber);
   cmd->add_option("--teacher-policy", o.teacher_policy,
                   "Teachers not better than the lone student on validation: drop or keep")
       ->check(CLI::IsMember({"drop", "keep"}))
       ->capture_default_str();
   cmd->add_option("--teacher-val-tau", o.teacher_val_tau,
                   "Teachers weighted by softmax(validation Dice / tau) in every distillation term; 0: equal weights")
-      ->check(CLI::NonNegativeNumber)
+      ->check(kNonNegativeNumber)
       ->capture_default_str();
   cmd->add_option("-c,--distill-config", distill_config,
                   "JSON (file or inline) merged into every student's distill config, e.g. {\"temperature\": 2}");
   cmd->add_option("--variant-temperature", o.variant_temperature, "Temperature of the teachformer_t student")
-      ->check(CLI::PositiveNumber)
+      ->check(kPositiveNumber)
       ->capture_default_str();
   cmd->add_option("-f,--fold", o.fold, "Fold to train on")->capture_default_str();
   cmd->add_option("--device", o.device, "cpu, cuda, cuda:N or auto")->capture_default_str();

@@ -67,7 +67,7 @@ void register_forward(CLI::App& parent) {
   cmd->add_flag("--no-features", a.no_features, "Do not write encoder_coarse / decoder_fine")->group(io);
   cmd->add_option("--repeat", a.repeat, "Run the forward this many times and report the median time")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber)
+      ->check(kPositiveNumber)
       ->group(io);
   set_command(cmd, [] {
     const auto [input_file, tensor_name] = split_input(a.input);

@@ -50,7 +50,7 @@ void register_models(CLI::App& parent) {
                   "Options of one model as KEY=JSON or KEY=FILE (repeatable), e.g. hdenseformer='{\"image_size\":96}'");
   cmd->add_option("--time", a.time, "Also time this many forwards after one warm-up (median, seconds; peak RSS)")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(kNonNegativeNumber);
   cmd->add_flag("--json", a.json, "Print one JSON object per model instead of a table");
   set_command(cmd, [] {
     const std::vector<int64_t> shape = bench::parse_bench_shape(a.input, "--input");

@@ -19,7 +19,7 @@ void register_report(CLI::App& parent) {
   cmd->add_option("-o,--output", output, "Report folder (default: DIR/report)");
   cmd->add_option("--max-cases", o.max_cases, "Viewers for at most this many held-out cases, worst first (0 = all)")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(kNonNegativeNumber);
   cmd->add_option("--attention-case", o.attention_case,
                   "Case of the attention maps (default: the distilled student's median case)");
   cmd->add_flag("--no-attention", no_attention, "Skip the attention maps (no model is run)");

@@ -1,6 +1,7 @@
 #include "common.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 
@@ -57,6 +58,25 @@ bool is_first_rank() {
 }
 
 }  // namespace
+
+namespace {
+
+CLI::Validator number_check(bool strict, const std::string& name) {
+  return CLI::Validator(
+      [strict](std::string& text) -> std::string {
+        double v = 0.0;
+        const std::string want = strict ? "a number > 0" : "a number >= 0";
+        if (!CLI::detail::lexical_cast(text, v) || std::isnan(v)) return "must be " + want + ", got '" + text + "'";
+        if (strict ? !(v > 0.0) : !(v >= 0.0)) return "must be " + std::string(strict ? "> 0" : ">= 0") + ", got " + text;
+        return "";
+      },
+      name, name);
+}
+
+}  // namespace
+
+const CLI::Validator kPositiveNumber = number_check(true, "POSITIVE");
+const CLI::Validator kNonNegativeNumber = number_check(false, "NONNEGATIVE");
 
 std::string resume_command(const std::string& resume_flag) {
   const auto& argv = global_options().argv;

@@ -46,6 +46,11 @@ void set_command(CLI::App* cmd, std::function<int()> body, StopPolicy stop = {})
 /// The command that continues this run: the program's arguments, shell-quoted, plus `resume_flag` when missing.
 std::string resume_command(const std::string& resume_flag);
 
+/// Option checks that read as one short line: "--epochs: must be > 0, got -5" (CLI11's own number ranges print the
+/// largest double). The names shown by --help stay POSITIVE and NONNEGATIVE.
+extern const CLI::Validator kPositiveNumber;     // > 0
+extern const CLI::Validator kNonNegativeNumber;  // >= 0
+
 /// The exit status chosen by the subcommand that ran.
 int& command_exit_code();
 

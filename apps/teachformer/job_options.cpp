@@ -60,7 +60,7 @@ void add_job_flags(CLI::App* cmd, JobFlags& f, const std::string& default_model)
       ->group(g);
   cmd->add_option("--dist-timeout", f.dist_timeout,
                   "Seconds a rank waits for the others (rendezvous and every collective) before failing")
-      ->check(CLI::PositiveNumber)
+      ->check(kPositiveNumber)
       ->capture_default_str()
       ->group(g);
   cmd->add_option("--dist-backend", f.dist_backend, "gloo (CPU), nccl (CUDA) or auto")

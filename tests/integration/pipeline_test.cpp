@@ -1,5 +1,10 @@
 // train -> distill -> predict -> evaluate, end to end through the CLI at the tiny preset.
+#include <algorithm>
+#include <filesystem>
 #include <fstream>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -298,6 +303,29 @@ TEST(Experiment, HelpListsTheKeysOfAStudentOfOnesOwn) {
   EXPECT_NE(r.output.find("keys of its own: learns_from, single_teacher, teacher_val_tau, unlabelled"),
             std::string::npos)
       << r.output;
+}
+
+// Numbers out of range are usage errors on one short line that names the option, the bound and the value; the help
+// keeps its type names.
+TEST(Experiment, NumbersOutOfRangeAreOneLineUsageErrors) {
+  TempDir dir;
+  const std::string out = " -o " + q(dir / "exp");
+  for (const auto& [args, text] : std::vector<std::pair<std::string, std::string>>{
+           {"--teacher-epochs -5", "--teacher-epochs: must be > 0, got -5"},
+           {"--student-epochs 0", "--student-epochs: must be > 0, got 0"},
+           {"--teacher-epochs abc", "--teacher-epochs: must be a number > 0, got 'abc'"},
+           {"--teacher-val-tau -0.5", "--teacher-val-tau: must be >= 0, got -0.5"}}) {
+    const auto r = run_cli("-q experiment " + args + out);
+    EXPECT_EQ(r.exit_code, 2) << args << ": " << r.output;
+    EXPECT_NE(r.output.find("usage error: " + text + " (see"), std::string::npos) << args << ": " << r.output;
+    EXPECT_EQ(r.output.find("179769"), std::string::npos) << r.output;
+    EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+    EXPECT_FALSE(std::filesystem::exists(dir / "exp")) << args;
+  }
+  // The help still names the types.
+  const auto help = run_cli("experiment --help");
+  EXPECT_NE(help.output.find("--teacher-epochs INT:POSITIVE"), std::string::npos) << help.output;
+  EXPECT_NE(help.output.find("--teacher-val-tau FLOAT:NONNEGATIVE"), std::string::npos) << help.output;
 }
 
 }  // namespace
