@@ -57,18 +57,15 @@ bool is_first_rank() {
   return !rank || !*rank || std::string(rank) == "0";
 }
 
-}  // namespace
-
-namespace {
-
+// A number check with its bound in one short message ("must be > 0, got -5"); `name` is --help's type name.
 CLI::Validator number_check(bool strict, const std::string& name) {
   return CLI::Validator(
       [strict](std::string& text) -> std::string {
+        const std::string bound = strict ? "> 0" : ">= 0";
         double v = 0.0;
-        const std::string want = strict ? "a number > 0" : "a number >= 0";
-        if (!CLI::detail::lexical_cast(text, v) || std::isnan(v)) return "must be " + want + ", got '" + text + "'";
-        if (strict ? !(v > 0.0) : !(v >= 0.0)) return "must be " + std::string(strict ? "> 0" : ">= 0") + ", got " + text;
-        return "";
+        if (!CLI::detail::lexical_cast(text, v) || std::isnan(v))
+          return "must be a number " + bound + ", got '" + text + "'";
+        return (strict ? v > 0.0 : v >= 0.0) ? "" : "must be " + bound + ", got " + text;
       },
       name, name);
 }
